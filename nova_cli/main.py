@@ -1,0 +1,152 @@
+"""`nova`: one entry point, one subcommand per process or client."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from nova_common.logging import configure_logging
+from nova_common.settings import ConfigError, Settings, load_settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="FILE", help="TOML settings file (or NOVA_CONFIG)")
+    common.add_argument("--nats-url", help="NATS server URL (or NOVA_NATS_URL)")
+    common.add_argument("--data-dir", help="where models and NATS data live (or NOVA_DATA_DIR)")
+    common.add_argument("--log-level", help="debug, info, warning, error")
+
+    parser = argparse.ArgumentParser(
+        prog="nova", description="Nova Voice: real-time speech-to-text on NATS JetStream"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = sub.add_parser("up", parents=[common], help="everything on one machine")
+    up.add_argument("--port", type=int, help="gateway port (default 8765)")
+    up.add_argument("--host", help="gateway bind address (default 127.0.0.1)")
+    up.add_argument("--model", help="Whisper model: name, offline package or directory")
+
+    gw = sub.add_parser("gateway", parents=[common], help="the WebSocket gateway only")
+    gw.add_argument("--port", type=int)
+    gw.add_argument("--host")
+
+    stt = sub.add_parser("stt", parents=[common], help="one speech-to-text worker")
+    stt.add_argument("--model")
+    stt.add_argument("--device", help="cpu or cuda")
+    stt.add_argument("--batch-size", type=int)
+    stt.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
+
+    sub.add_parser("init", parents=[common], help="create streams and consumers, then exit")
+
+    models = sub.add_parser("models", parents=[common], help="list the models Nova can use")
+    models.add_argument("--json", action="store_true", help="machine-readable output")
+
+    tr = sub.add_parser("transcribe", parents=[common], help="stream audio files through a gateway")
+    tr.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    tr.add_argument("--url", default="ws://127.0.0.1:8765/ws", help="gateway WebSocket URL")
+    tr.add_argument("--language", default="auto", help="auto, or a language code such as en")
+    tr.add_argument("--task", default="transcribe", choices=["transcribe", "translate"])
+    tr.add_argument("--format", default="text", choices=["text", "jsonl", "srt", "vtt"])
+    tr.add_argument("--realtime", action="store_true", help="pace the audio like a microphone")
+    tr.add_argument("--output-dir", type=Path, help="write one file per input here")
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    def pick(**fields: Any) -> dict[str, Any]:
+        return {k: v for k, v in fields.items() if v is not None}
+
+    return {
+        "data_dir": getattr(args, "data_dir", None),
+        "log_level": getattr(args, "log_level", None),
+        "nats": pick(url=getattr(args, "nats_url", None)),
+        "gateway": pick(host=getattr(args, "host", None)),
+        "stt": pick(
+            model=getattr(args, "model", None),
+            device=getattr(args, "device", None),
+            batch_size=getattr(args, "batch_size", None),
+        ),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(config_file=args.config, overrides=_overrides(args))
+    except ConfigError as exc:
+        print(f"nova: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        return asyncio.run(_dispatch(args, settings))
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        from nova_common.nats_conn import NatsUnavailable
+        from nova_common.nats_server import NatsServerError
+        from nova_stt.models import ModelNotAvailable
+
+        if isinstance(exc, NatsUnavailable | NatsServerError | ModelNotAvailable | OSError):
+            print(f"nova {args.command}: {exc}", file=sys.stderr)
+            return 1
+        raise
+
+
+async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    command = args.command
+    if command == "up":
+        from nova_cli.services import run_up
+
+        return await run_up(settings, port=args.port)
+    if command == "gateway":
+        from nova_cli.services import run_gateway
+
+        return await run_gateway(settings, port=args.port)
+    if command == "stt":
+        from nova_cli.services import run_stt
+
+        return await run_stt(settings, metrics_port=args.metrics_port)
+    if command == "init":
+        from nova_cli.services import run_init
+
+        return await run_init(settings)
+    if command == "models":
+        return _models(settings, as_json=args.json)
+    if command == "transcribe":
+        from nova_cli.transcribe import run_transcribe
+
+        return await run_transcribe(
+            args.files,
+            url=args.url,
+            language=args.language,
+            task=args.task,
+            fmt=args.format,
+            realtime=args.realtime,
+            output_dir=args.output_dir,
+        )
+    raise AssertionError(command)
+
+
+def _models(settings: Settings, *, as_json: bool) -> int:
+    import json
+
+    from nova_stt.models import list_models
+
+    rows = list_models(settings.models_dir)
+    if as_json:
+        print(json.dumps([row.__dict__ for row in rows], indent=2))
+        return 0
+    print(f"speech-to-text models (default: {settings.stt.model}; set NOVA_STT_MODEL or --model)")
+    width = max(len(r.name) for r in rows)
+    for row in rows:
+        mark = "✓" if row.available else " "
+        print(f" {mark} {row.name:<{width}}  {row.source:<52}  {row.location}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""`nova up`, `nova gateway`, `nova stt`, `nova init`: the long-running commands."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import structlog
+from prometheus_client import CollectorRegistry, start_http_server
+
+from nova_common.nats_server import EmbeddedNatsServer, free_port
+from nova_common.settings import Settings
+from nova_cli.runtime import connect_and_provision, stop_on_signals
+from nova_gateway.service import make_gateway, serve_until
+from nova_stt.service import load_model, make_worker, work_until
+
+log = structlog.get_logger("nova")
+
+
+def _port_free(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+async def run_up(settings: Settings, *, port: int | None) -> int:
+    stop = asyncio.Event()
+    stop_on_signals(stop)
+    server: EmbeddedNatsServer | None = None
+    url = settings.nats.url
+    if url is None:
+        nats_port = 4222 if _port_free("127.0.0.1", 4222) else free_port()
+        server = EmbeddedNatsServer(Path(settings.data_dir) / "nats", port=nats_port).start()
+        url = server.url
+        log.info("embedded nats-server started", url=url, store=str(server.store_dir))
+    try:
+        gw_nc = await connect_and_provision(settings, name="nova-gateway", url=url)
+        stt_nc = await connect_and_provision(settings, name="nova-stt", url=url, create=False)
+        registry = CollectorRegistry()
+        gateway = make_gateway(gw_nc, settings, registry)
+        gateway_port = settings.gateway.port if port is None else port
+        gateway_task = asyncio.create_task(serve_until(gateway, stop, port=gateway_port))
+        log.info("loading speech model", model=settings.stt.model)
+        model = await asyncio.to_thread(load_model, settings)
+        worker = make_worker(stt_nc, settings, model, registry)
+        worker_task = asyncio.create_task(work_until(worker, stop))
+        await asyncio.sleep(0)
+        host = settings.gateway.host
+        print(
+            f"Nova Voice is up: ws://{host}:{gateway.port}/ws\n"
+            f"  health: http://{host}:{gateway.port}/health/full   NATS: {url}\n"
+            f"  try:    nova transcribe FILE --url ws://{host}:{gateway.port}/ws\n"
+            "  Ctrl-C to stop",
+            flush=True,
+        )
+        await asyncio.gather(gateway_task, worker_task)
+        await stt_nc.drain()
+        await gw_nc.drain()
+        log.info("stopped cleanly")
+    finally:
+        if server is not None:
+            server.stop()
+    return 0
+
+
+async def run_gateway(settings: Settings, *, port: int | None) -> int:
+    stop = asyncio.Event()
+    stop_on_signals(stop)
+    nc = await connect_and_provision(settings, name="nova-gateway")
+    gateway = make_gateway(nc, settings, CollectorRegistry())
+    task = asyncio.create_task(serve_until(gateway, stop, port=port))
+    await asyncio.sleep(0.1)
+    print(f"nova gateway listening on ws://{settings.gateway.host}:{gateway.port}/ws", flush=True)
+    await task
+    await nc.drain()
+    return 0
+
+
+async def run_stt(settings: Settings, *, metrics_port: int | None) -> int:
+    stop = asyncio.Event()
+    stop_on_signals(stop)
+    registry = CollectorRegistry()
+    if metrics_port:
+        start_http_server(metrics_port, registry=registry)
+    nc = await connect_and_provision(settings, name="nova-stt")
+    model = await asyncio.to_thread(load_model, settings)
+    worker = make_worker(nc, settings, model, registry)
+    print(f"nova stt worker {worker.worker_id} ready (model {settings.stt.model})", flush=True)
+    await work_until(worker, stop)
+    await nc.drain()
+    return 0
+
+
+async def run_init(settings: Settings) -> int:
+    nc = await connect_and_provision(settings, name="nova-init")
+    await nc.drain()
+    prefix = settings.nats.subject_prefix
+    print(f"streams and consumers for prefix {prefix!r} are in place", file=sys.stdout)
+    return 0

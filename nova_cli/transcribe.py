@@ -1,0 +1,91 @@
+"""`nova transcribe FILE…`: stream files through a running gateway and print the finals."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from nova_client.decode import AudioFileError, pcm_chunks, probe
+from nova_client.formats import Format, FinalWriter
+from nova_client.streaming import GatewayError, stream_audio
+from nova_common.messages import ErrorEvent, FinalEvent, StartMessage, Task
+
+
+async def run_transcribe(
+    files: list[Path],
+    *,
+    url: str,
+    language: str,
+    task: Task,
+    fmt: Format,
+    realtime: bool,
+    output_dir: Path | None,
+) -> int:
+    if len(files) > 1 and fmt in ("srt", "vtt") and output_dir is None:
+        print(f"nova transcribe: --format {fmt} with several files needs --output-dir",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    status = 0
+    for path in files:
+        try:
+            info = probe(path)
+        except AudioFileError as exc:
+            print(f"nova transcribe: {exc}", file=sys.stderr)
+            status = 1
+            continue
+        out = sys.stdout
+        if output_dir is not None:
+            output_dir.mkdir(parents=True, exist_ok=True)
+            out = (output_dir / f"{path.stem}.{'txt' if fmt == 'text' else fmt}").open("w")
+        writer = FinalWriter(out, fmt, source=str(path))
+        bar = tqdm(
+            total=round(info.duration, 1) if info.duration else None,
+            unit="s",
+            desc=path.name,
+            disable=not sys.stderr.isatty(),
+            file=sys.stderr,
+            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f}s audio sent {postfix}",
+        )
+        finals = 0
+
+        def on_final(final: FinalEvent) -> None:
+            nonlocal finals
+            finals += 1
+            bar.set_postfix_str(f"{finals} finals", refresh=False)
+            writer.write(final)
+
+        def on_error(error: ErrorEvent) -> None:
+            bar.write(f"nova transcribe: {path.name}: {error.code}: {error.reason}", file=sys.stderr)
+
+        def on_sent(seconds: float) -> None:
+            bar.update(round(seconds, 1) - bar.n)
+
+        start = StartMessage(
+            language=language, task=task, sample_rate=info.sample_rate, channels=info.channels
+        )
+        try:
+            result = await stream_audio(
+                url,
+                start,
+                pcm_chunks(path, info),
+                realtime=realtime,
+                on_final=on_final,
+                on_error=on_error,
+                on_sent=on_sent,
+            )
+        except GatewayError as exc:
+            bar.close()
+            print(f"nova transcribe: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            if out is not sys.stdout:
+                out.close()
+        bar.close()
+        if result.input_error is not None:
+            print(f"nova transcribe: {result.input_error}", file=sys.stderr)
+            status = 1
+        if result.errors:
+            status = 1
+    return status

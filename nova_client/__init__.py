@@ -1,0 +1,1 @@
+"""Clients of the gateway: file decoding, the streaming WebSocket client, output formats."""

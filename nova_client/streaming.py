@@ -1,0 +1,127 @@
+"""Streaming a file through the gateway and collecting its finals."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import msgspec
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from nova_common.messages import (
+    ErrorEvent,
+    FinalEvent,
+    SessionStarted,
+    StartMessage,
+    StopMessage,
+    SummaryEvent,
+    json_encoder,
+    server_event_decoder,
+)
+
+
+class GatewayError(RuntimeError):
+    pass
+
+
+@dataclass
+class SessionResult:
+    session_id: str = ""
+    finals: list[FinalEvent] = field(default_factory=list)
+    errors: list[ErrorEvent] = field(default_factory=list)
+    summary: SummaryEvent | None = None
+    # Reading the input failed part-way: what was sent is still transcribed, then this is raised.
+    input_error: Exception | None = None
+
+
+async def open_gateway(url: str, timeout: float = 10.0) -> ClientConnection:
+    try:
+        return await asyncio.wait_for(connect(url, max_size=None), timeout)
+    except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
+        raise GatewayError(f"cannot reach the Nova gateway at {url}: {exc}") from exc
+
+
+async def stream_audio(
+    url: str,
+    start: StartMessage,
+    chunks: Iterable[bytes],
+    *,
+    realtime: bool = False,
+    on_final: Callable[[FinalEvent], None] | None = None,
+    on_error: Callable[[ErrorEvent], None] | None = None,
+    on_sent: Callable[[float], None] | None = None,
+) -> SessionResult:
+    """Send ``start``, the PCM chunks (paced like a microphone when ``realtime``), then ``stop``;
+    return once the gateway's summary arrives."""
+    result = SessionResult()
+    bytes_per_second = start.sample_rate * start.channels * 2
+    ws = await open_gateway(url)
+    async with ws:
+        await ws.send(json_encoder.encode(start).decode())
+        first = server_event_decoder.decode(await ws.recv())
+        if isinstance(first, ErrorEvent):
+            raise GatewayError(f"gateway refused the session: {first.reason}")
+        assert isinstance(first, SessionStarted)
+        result.session_id = first.session_id
+
+        async def send_audio() -> None:
+            began = time.monotonic()
+            sent = 0
+            iterator = iter(chunks)
+            while True:
+                try:
+                    chunk = next(iterator)
+                except StopIteration:
+                    break
+                except Exception as exc:  # unreadable input: finish what was sent, then report
+                    result.input_error = exc
+                    break
+                await ws.send(chunk)
+                sent += len(chunk)
+                seconds = sent / bytes_per_second
+                if on_sent:
+                    on_sent(seconds)
+                if realtime:
+                    ahead = seconds - (time.monotonic() - began)
+                    if ahead > 0:
+                        await asyncio.sleep(ahead)
+                else:
+                    await asyncio.sleep(0)  # let received events be handled between chunks
+            await ws.send(json_encoder.encode(StopMessage()).decode())
+
+        sender = asyncio.create_task(send_audio())
+        try:
+            while True:
+                try:
+                    raw = await ws.recv()
+                except ConnectionClosed as exc:
+                    if sender.done() and sender.exception():
+                        raise GatewayError(f"sending audio failed: {sender.exception()}") from exc
+                    raise GatewayError(
+                        f"the gateway closed the connection before the summary "
+                        f"(code {exc.rcvd.code if exc.rcvd else 'none'}: "
+                        f"{exc.rcvd.reason if exc.rcvd else ''})"
+                    ) from exc
+                try:
+                    event = server_event_decoder.decode(raw)
+                except msgspec.DecodeError:
+                    continue  # an event type newer than this client: skip it
+                if isinstance(event, FinalEvent):
+                    result.finals.append(event)
+                    if on_final:
+                        on_final(event)
+                elif isinstance(event, ErrorEvent):
+                    result.errors.append(event)
+                    if on_error:
+                        on_error(event)
+                elif isinstance(event, SummaryEvent):
+                    result.summary = event
+                    break
+        finally:
+            if not sender.done():
+                sender.cancel()
+            await asyncio.gather(sender, return_exceptions=True)
+    return result

@@ -1,0 +1,82 @@
+"""Prometheus metrics; the registry is passed in so each test (and each service) gets its own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
+
+
+@dataclass(frozen=True)
+class GatewayMetrics:
+    sessions_active: Gauge
+    sessions_total: Counter
+    segments_published: Counter
+    publish_failures: Counter
+    client_errors: Counter
+    finals_delivered: Counter
+    final_latency: Histogram
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> GatewayMetrics:
+        return cls(
+            sessions_active=Gauge(
+                "nova_gateway_sessions_active", "Open WebSocket sessions", registry=registry
+            ),
+            sessions_total=Counter(
+                "nova_gateway_sessions", "Sessions started", registry=registry
+            ),
+            segments_published=Counter(
+                "nova_gateway_segments_published", "Utterances accepted by JetStream",
+                ["kind"], registry=registry,
+            ),
+            publish_failures=Counter(
+                "nova_gateway_publish_failures", "Utterances JetStream did not accept",
+                ["reason"], registry=registry,
+            ),
+            client_errors=Counter(
+                "nova_gateway_client_errors", "Error events sent to clients",
+                ["code"], registry=registry,
+            ),
+            finals_delivered=Counter(
+                "nova_gateway_finals_delivered", "Finals forwarded to clients", registry=registry
+            ),
+            final_latency=Histogram(
+                "nova_gateway_final_latency_seconds",
+                "Utterance published to its final delivered",
+                buckets=_LATENCY_BUCKETS, registry=registry,
+            ),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SttMetrics:
+    segments: Counter
+    failures: Counter
+    inference_seconds: Histogram
+    audio_seconds: Counter
+    batch_size: Histogram
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> SttMetrics:
+        return cls(
+            segments=Counter(
+                "nova_stt_segments", "Segments transcribed", ["kind"], registry=registry
+            ),
+            failures=Counter(
+                "nova_stt_failures", "Segments that failed, by fate", ["fate"], registry=registry
+            ),
+            inference_seconds=Histogram(
+                "nova_stt_inference_seconds", "Model time per segment",
+                buckets=_LATENCY_BUCKETS, registry=registry,
+            ),
+            audio_seconds=Counter(
+                "nova_stt_audio_seconds", "Seconds of audio transcribed", registry=registry
+            ),
+            batch_size=Histogram(
+                "nova_stt_batch_size", "Messages per fetched batch",
+                buckets=(1, 2, 4, 8, 16, 32), registry=registry,
+            ),
+        )  # fmt: skip

@@ -1,0 +1,113 @@
+"""Streams and consumers, created or updated idempotently (at start-up and by `nova init`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import structlog
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import NotFoundError
+
+from nova_common.settings import StreamSettings, SttSettings
+from nova_common.subjects import Subjects
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Topology:
+    streams: tuple[StreamConfig, ...]
+    consumers: tuple[tuple[str, ConsumerConfig], ...]
+
+
+def topology(subjects: Subjects, streams: StreamSettings, stt: SttSettings) -> Topology:
+    audio = StreamConfig(
+        name=subjects.audio_stream,
+        description="Utterances waiting for speech-to-text (work queue)",
+        subjects=[subjects.audio_all],
+        retention=RetentionPolicy.WORK_QUEUE,
+        storage=StorageType.FILE,
+        # A full stream rejects new segments: the gateway reports back-pressure, nothing is evicted.
+        discard=DiscardPolicy.NEW,
+        max_age=streams.audio_max_age_s,
+        max_bytes=streams.audio_max_bytes,
+        duplicate_window=streams.duplicate_window_s,
+        num_replicas=streams.replicas,
+    )
+    text = StreamConfig(
+        name=subjects.text_stream,
+        description="Transcripts waiting for translation (work queue)",
+        subjects=[subjects.text_all],
+        retention=RetentionPolicy.WORK_QUEUE,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.NEW,
+        max_age=streams.audio_max_age_s,
+        duplicate_window=streams.duplicate_window_s,
+        num_replicas=streams.replicas,
+    )
+    results = StreamConfig(
+        name=subjects.results_stream,
+        description="Transcripts and translations per session, kept briefly for replay",
+        subjects=[subjects.results_all],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        max_age=streams.results_max_age_s,
+        max_msgs_per_subject=streams.results_max_per_subject,
+        duplicate_window=streams.duplicate_window_s,
+        num_replicas=streams.replicas,
+    )
+    stt_consumer = ConsumerConfig(
+        durable_name=stt.durable,
+        description="Speech-to-text workers share this pull consumer",
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=streams.ack_wait_s,
+        max_deliver=streams.max_deliver,
+        filter_subject=subjects.audio_all,
+        max_ack_pending=10_000,
+    )
+    return Topology(
+        streams=(audio, text, results),
+        consumers=((subjects.audio_stream, stt_consumer),),
+    )
+
+
+async def provision(js: JetStreamContext, topo: Topology) -> None:
+    """Create what is missing and update what differs; safe to run from every process at once."""
+    for cfg in topo.streams:
+        assert cfg.name is not None
+        try:
+            await js.stream_info(cfg.name)
+        except NotFoundError:
+            await js.add_stream(cfg)
+            log.info("stream created", stream=cfg.name)
+        else:
+            await js.update_stream(cfg)
+    for stream, ccfg in topo.consumers:
+        await js.add_consumer(stream, ccfg)  # same config again is a no-op on the server
+        log.debug("consumer ready", stream=stream, consumer=ccfg.durable_name)
+
+
+async def missing(js: JetStreamContext, topo: Topology) -> list[str]:
+    """Names of streams and consumers that do not exist (for health checks)."""
+    absent: list[str] = []
+    for cfg in topo.streams:
+        assert cfg.name is not None
+        try:
+            await js.stream_info(cfg.name)
+        except NotFoundError:
+            absent.append(f"stream {cfg.name}")
+    for stream, ccfg in topo.consumers:
+        assert ccfg.durable_name is not None
+        try:
+            await js.consumer_info(stream, ccfg.durable_name)
+        except NotFoundError:
+            absent.append(f"consumer {stream}/{ccfg.durable_name}")
+    return absent

@@ -1,0 +1,155 @@
+"""One settings object, built once at start-up and passed down.
+
+Sources, later ones winning: built-in defaults, a TOML file (``--config`` or ``NOVA_CONFIG``),
+environment variables ``NOVA_<SECTION>_<FIELD>`` (``NOVA_STT_MODEL``, ``NOVA_NATS_URL``,
+``NOVA_DATA_DIR``), then command-line flags. Each service receives only the section it needs.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import platformdirs
+
+
+class ConfigError(ValueError):
+    """Settings could not be built; the message says which source and key are at fault."""
+
+
+class NatsSettings(msgspec.Struct, frozen=True, kw_only=True):
+    # None means "start an embedded nats-server" for `nova up`, and the local default elsewhere.
+    url: str | None = None
+    subject_prefix: str = "nova"
+    user: str | None = None
+    password: str | None = None
+    connect_timeout_s: float = 5.0
+
+
+class StreamSettings(msgspec.Struct, frozen=True, kw_only=True):
+    audio_max_age_s: float = 3600.0
+    audio_max_bytes: int = 1 << 30
+    results_max_age_s: float = 900.0
+    results_max_per_subject: int = 100_000
+    duplicate_window_s: float = 120.0
+    replicas: int = 1
+    ack_wait_s: float = 30.0
+    max_deliver: int = 5
+
+
+class VadSettings(msgspec.Struct, frozen=True, kw_only=True):
+    aggressiveness: int = 2
+    preroll_ms: int = 300
+    end_silence_ms: int = 600
+    min_speech_ms: int = 150
+    max_utterance_s: float = 25.0
+
+
+class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True):
+    host: str = "127.0.0.1"
+    port: int = 8765
+    max_frame_bytes: int = 1 << 20
+    # How long `stop` waits for outstanding finals before giving up with an error event.
+    final_timeout_s: float = 600.0
+    # A worker that has not sent a heartbeat for this long no longer counts as ready.
+    worker_stale_s: float = 6.0
+
+
+class SttSettings(msgspec.Struct, frozen=True, kw_only=True):
+    model: str = "base"
+    device: str = "cpu"
+    compute_type: str = "default"
+    cpu_threads: int = 0
+    beam_size: int = 5
+    batch_size: int = 4
+    fetch_timeout_s: float = 1.0
+    nak_delay_s: float = 2.0
+    heartbeat_interval_s: float = 2.0
+    durable: str = "stt"
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    data_dir: str = msgspec.field(
+        default_factory=lambda: platformdirs.user_data_dir("nova-voice", appauthor=False)
+    )
+    log_level: str = "info"
+    log_format: str = "console"
+    nats: NatsSettings = msgspec.field(default_factory=NatsSettings)
+    streams: StreamSettings = msgspec.field(default_factory=StreamSettings)
+    vad: VadSettings = msgspec.field(default_factory=VadSettings)
+    gateway: GatewaySettings = msgspec.field(default_factory=GatewaySettings)
+    stt: SttSettings = msgspec.field(default_factory=SttSettings)
+
+    @property
+    def models_dir(self) -> Path:
+        return Path(self.data_dir) / "models"
+
+
+_SECTIONS = {
+    name: typ
+    for name, typ in (
+        ("nats", NatsSettings),
+        ("streams", StreamSettings),
+        ("vad", VadSettings),
+        ("gateway", GatewaySettings),
+        ("stt", SttSettings),
+    )
+}
+_TOP_LEVEL = {"data_dir", "log_level", "log_format"}
+
+
+def _env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
+    layer: dict[str, Any] = {}
+    for key, value in environ.items():
+        if not key.startswith("NOVA_") or key == "NOVA_CONFIG":
+            continue
+        name = key[len("NOVA_") :].lower()
+        if name in _TOP_LEVEL:
+            layer[name] = value
+            continue
+        for section, typ in _SECTIONS.items():
+            field = name.removeprefix(section + "_")
+            if field != name and field in typ.__struct_fields__:
+                layer.setdefault(section, {})[field] = value
+                break
+    return layer
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_settings(
+    *,
+    config_file: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build the settings from file, environment and flag overrides (``{"gateway": {"port": 1}}``)."""
+    import os
+
+    env = dict(os.environ if environ is None else environ)
+    merged: dict[str, Any] = {}
+    path = config_file or env.get("NOVA_CONFIG")
+    if path:
+        try:
+            merged = tomllib.loads(Path(path).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    merged = _merge(merged, _env_layer(env))
+    if overrides:
+        merged = _merge(merged, {k: v for k, v in overrides.items() if v is not None})
+    try:
+        # strict=False lets "8765" from the environment become an int.
+        return msgspec.convert(merged, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"invalid setting: {exc}") from exc

@@ -1,0 +1,1 @@
+"""The WebSocket gateway: sessions, resampling, VAD segmentation, ordered results."""

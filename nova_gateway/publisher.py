@@ -1,0 +1,64 @@
+"""Publishing utterances to the AUDIO stream: idempotent message ids, bounded retries."""
+
+from __future__ import annotations
+
+import nats.errors
+from nats.js import JetStreamContext
+from nats.js.errors import APIError
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from nova_common.messages import AudioSegment, msgpack_encoder
+from nova_common.metrics import GatewayMetrics
+from nova_common.subjects import Subjects
+
+_TRANSIENT = (nats.errors.TimeoutError, nats.errors.NoRespondersError, nats.errors.ConnectionClosedError)
+
+
+class PublishRejected(Exception):
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+
+
+def message_id(segment: AudioSegment) -> str:
+    return f"{segment.session_id}:{segment.seq}:{segment.kind}"
+
+
+class AudioPublisher:
+    def __init__(
+        self, js: JetStreamContext, subjects: Subjects, metrics: GatewayMetrics, attempts: int = 4
+    ) -> None:
+        self._js = js
+        self._subjects = subjects
+        self._metrics = metrics
+        self._attempts = attempts
+
+    async def publish(self, segment: AudioSegment) -> None:
+        payload = msgpack_encoder.encode(segment)
+        # Same id on every attempt: if an attempt was stored but its ack lost, the retry is dropped
+        # by the stream's duplicate window instead of being transcribed twice.
+        headers = {"Nats-Msg-Id": message_id(segment)}
+        try:
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception_type(_TRANSIENT),
+                stop=stop_after_attempt(self._attempts),
+                wait=wait_exponential(multiplier=0.2, max=2.0),
+                reraise=True,
+            ):
+                with attempt:
+                    await self._js.publish(
+                        self._subjects.audio(segment.session_id), payload, headers=headers
+                    )
+        except APIError as exc:
+            self._metrics.publish_failures.labels("rejected").inc()
+            raise PublishRejected(
+                "backpressure",
+                f"the speech queue did not accept utterance {segment.seq}: {exc.description}",
+            ) from exc
+        except _TRANSIENT as exc:
+            self._metrics.publish_failures.labels("unavailable").inc()
+            raise PublishRejected(
+                "queue_unavailable",
+                f"utterance {segment.seq} could not be queued, NATS is unavailable: {exc!r}",
+            ) from exc
+        self._metrics.segments_published.labels(segment.kind).inc()

@@ -1,0 +1,133 @@
+"""Cutting a 16 kHz mono stream into utterances with webrtcvad.
+
+Pre-roll keeps the first word from being clipped; an utterance ends after a configurable run of
+silence (kept, so sentence ends are not cut); one that grows past the maximum length is split at
+its quietest frame in the second half, and the rest carries on as the next utterance.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import webrtcvad
+
+from nova_common.settings import VadSettings
+
+RATE = 16000
+FRAME_MS = 30
+FRAME = RATE * FRAME_MS // 1000  # samples per VAD frame
+# Speech starts when this many of the last START_WINDOW frames are voiced.
+START_WINDOW = 8
+START_VOICED = 5
+
+
+@dataclass(frozen=True)
+class Utterance:
+    start_sample: int
+    pcm: np.ndarray  # int16 mono 16 kHz
+    voiced_ms: int
+
+    @property
+    def start(self) -> float:
+        return self.start_sample / RATE
+
+    @property
+    def end(self) -> float:
+        return (self.start_sample + len(self.pcm)) / RATE
+
+
+@dataclass
+class _Frame:
+    index: int
+    pcm: np.ndarray
+    voiced: bool
+    energy: float
+
+
+class UtteranceSegmenter:
+    def __init__(self, settings: VadSettings) -> None:
+        self._vad = webrtcvad.Vad(settings.aggressiveness)
+        self._preroll = max(settings.preroll_ms // FRAME_MS, 0)
+        self._end_silence = max(settings.end_silence_ms // FRAME_MS, 1)
+        self._min_voiced = settings.min_speech_ms // FRAME_MS
+        self._max_frames = int(settings.max_utterance_s * 1000 // FRAME_MS)
+        self._pending = np.zeros(0, dtype=np.int16)
+        self._index = 0
+        self._ring: deque[_Frame] = deque(maxlen=self._preroll + START_WINDOW)
+        self._speech: list[_Frame] | None = None
+        self._silent_run = 0
+
+    def push(self, samples: np.ndarray) -> list[Utterance]:
+        """Feed int16 mono 16 kHz samples; returns the utterances completed by them."""
+        buf = np.concatenate([self._pending, samples]) if self._pending.size else samples
+        out: list[Utterance] = []
+        n_frames = len(buf) // FRAME
+        for i in range(n_frames):
+            pcm = buf[i * FRAME : (i + 1) * FRAME]
+            frame = _Frame(
+                index=self._index,
+                pcm=pcm,
+                voiced=self._vad.is_speech(pcm.tobytes(), RATE),
+                energy=float(np.sqrt(np.mean(pcm.astype(np.float32) ** 2))),
+            )
+            self._index += 1
+            done = self._step(frame)
+            if done is not None:
+                out.append(done)
+        self._pending = buf[n_frames * FRAME :].copy()
+        return [u for u in out if u.voiced_ms >= self._min_voiced * FRAME_MS]
+
+    def flush(self) -> list[Utterance]:
+        """End of stream: the utterance in progress (if any) is complete."""
+        if self._speech is None:
+            return []
+        if self._pending.size:
+            self._speech.append(_Frame(self._index, self._pending, False, 0.0))
+            self._index += 1
+            self._pending = np.zeros(0, dtype=np.int16)
+        done = self._emit(self._speech)
+        self._speech = None
+        return [done] if done.voiced_ms >= self._min_voiced * FRAME_MS else []
+
+    def _step(self, frame: _Frame) -> Utterance | None:
+        if self._speech is None:
+            self._ring.append(frame)
+            recent = list(self._ring)[-START_WINDOW:]
+            if sum(f.voiced for f in recent) >= START_VOICED:
+                self._speech = list(self._ring)
+                self._ring.clear()
+                self._silent_run = 0
+            return None
+        self._speech.append(frame)
+        self._silent_run = 0 if frame.voiced else self._silent_run + 1
+        if self._silent_run >= self._end_silence:
+            done = self._emit(self._speech)
+            self._speech = None
+            return done
+        if len(self._speech) >= self._max_frames:
+            return self._split()
+        return None
+
+    def _split(self) -> Utterance:
+        assert self._speech is not None
+        frames = self._speech
+        half = len(frames) // 2
+        # Quietest point in the second half, smoothed over three frames to avoid a lone dip.
+        energy = np.array([f.energy for f in frames], dtype=np.float32)
+        smooth = np.convolve(energy, np.ones(3, dtype=np.float32) / 3, mode="same")
+        cut = half + int(np.argmin(smooth[half:]))
+        cut = max(cut, 1)
+        done = self._emit(frames[:cut])
+        self._speech = frames[cut:]
+        self._silent_run = 0
+        return done
+
+    @staticmethod
+    def _emit(frames: list[_Frame]) -> Utterance:
+        return Utterance(
+            start_sample=frames[0].index * FRAME,
+            pcm=np.concatenate([f.pcm for f in frames]),
+            voiced_ms=sum(f.voiced for f in frames) * FRAME_MS,
+        )

@@ -1,0 +1,1 @@
+"""Translation stage (CTranslate2, Apertium); see the translation issue."""

@@ -1,0 +1,1 @@
+"""Speech-to-text stage: faster-whisper behind a JetStream pull consumer."""

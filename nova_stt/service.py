@@ -1,0 +1,49 @@
+"""Running an STT worker as a service: load the model off the loop, then pull until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+
+from nats.aio.client import Client
+from prometheus_client import CollectorRegistry
+
+from nova_common.metrics import SttMetrics
+from nova_common.settings import Settings
+from nova_common.subjects import Subjects
+from nova_stt.transcriber import SpeechToText
+from nova_stt.worker import SttWorker
+
+
+def load_model(settings: Settings) -> SpeechToText:
+    stt = settings.stt
+    return SpeechToText(
+        stt.model,
+        cache_dir=settings.models_dir,
+        device=stt.device,
+        compute_type=stt.compute_type,
+        cpu_threads=stt.cpu_threads,
+        beam_size=stt.beam_size,
+    )
+
+
+def make_worker(
+    nc: Client, settings: Settings, model: SpeechToText, registry: CollectorRegistry
+) -> SttWorker:
+    return SttWorker(
+        nc,
+        stt=model,
+        settings=settings.stt,
+        streams=settings.streams,
+        subjects=Subjects(settings.nats.subject_prefix),
+        metrics=SttMetrics.create(registry),
+    )
+
+
+async def work_until(worker: SttWorker, stop: asyncio.Event) -> None:
+    """Stops fetching when ``stop`` is set; the batch in hand is finished and acked first."""
+    run = asyncio.create_task(worker.run())
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait({run, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    worker.stop()
+    stopper.cancel()
+    await run

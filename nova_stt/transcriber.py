@@ -1,0 +1,86 @@
+"""faster-whisper behind a small, NATS-free interface: PCM in, text and language out."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nova_common.fate import PermanentError
+from nova_common.messages import Task
+from nova_stt.models import ModelNotAvailable, hub_hint, resolve_model
+
+SAMPLE_RATE = 16000
+
+
+@dataclass(frozen=True)
+class SpeechResult:
+    text: str
+    language: str
+    language_probability: float
+    compute_s: float
+
+
+def pcm16_to_float(pcm: bytes) -> np.ndarray:
+    if len(pcm) % 2:
+        raise PermanentError(f"PCM16 payload has an odd byte count ({len(pcm)})")
+    return np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+
+
+class SpeechToText:
+    """Loads one Whisper model and transcribes utterances; call from a worker thread."""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        cache_dir: Path,
+        device: str = "cpu",
+        compute_type: str = "default",
+        cpu_threads: int = 0,
+        beam_size: int = 5,
+    ) -> None:
+        from faster_whisper import WhisperModel
+
+        self.reference = model
+        self.device = device
+        self.beam_size = beam_size
+        location = resolve_model(model, cache_dir)
+        if compute_type == "default":
+            compute_type = "int8" if device == "cpu" else "float16"
+        try:
+            self._model = WhisperModel(
+                location, device=device, compute_type=compute_type, cpu_threads=cpu_threads
+            )
+        except Exception as exc:
+            if Path(location).is_dir():
+                raise ModelNotAvailable(f"cannot load model from {location}: {exc}") from exc
+            raise ModelNotAvailable(hub_hint(model)) from exc
+        self.multilingual = bool(self._model.model.is_multilingual)
+
+    def transcribe(self, pcm: bytes, *, language: str | None, task: Task) -> SpeechResult:
+        audio = pcm16_to_float(pcm)
+        if audio.size == 0:
+            raise PermanentError("empty audio segment")
+        if not self.multilingual and language not in (None, "en"):
+            raise PermanentError(f"model {self.reference!r} is English-only; asked for {language!r}")
+        started = time.perf_counter()
+        segments, info = self._model.transcribe(
+            audio,
+            language=language if self.multilingual else "en",
+            task=task,
+            beam_size=self.beam_size,
+            # Each utterance stands alone; conditioning on earlier text invites repetition loops.
+            condition_on_previous_text=False,
+            vad_filter=False,  # the gateway already cut the utterance on speech boundaries
+        )
+        # The segments are a lazy generator: decoding happens while we iterate.
+        text = " ".join(seg.text.strip() for seg in segments).strip()
+        return SpeechResult(
+            text=text,
+            language=info.language,
+            language_probability=float(info.language_probability),
+            compute_s=time.perf_counter() - started,
+        )
