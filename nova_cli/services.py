@@ -6,12 +6,14 @@ import asyncio
 import sys
 from pathlib import Path
 
+import msgspec
 import structlog
 from prometheus_client import CollectorRegistry, start_http_server
 
+from nova_cli.runtime import connect_and_provision, stop_on_signals
+from nova_cli.stack import LocalStack
 from nova_common.nats_server import EmbeddedNatsServer, free_port
 from nova_common.settings import Settings
-from nova_cli.runtime import connect_and_provision, stop_on_signals
 from nova_gateway.service import make_gateway, serve_until
 from nova_stt.service import load_model, make_worker, work_until
 
@@ -33,39 +35,37 @@ async def run_up(settings: Settings, *, port: int | None) -> int:
     stop = asyncio.Event()
     stop_on_signals(stop)
     server: EmbeddedNatsServer | None = None
-    url = settings.nats.url
-    if url is None:
+    if settings.nats.url is None:
+        # The well-known port when it is free, so the nats CLI finds it without flags.
         nats_port = 4222 if _port_free("127.0.0.1", 4222) else free_port()
         server = EmbeddedNatsServer(Path(settings.data_dir) / "nats", port=nats_port).start()
-        url = server.url
-        log.info("embedded nats-server started", url=url, store=str(server.store_dir))
+        log.info("embedded nats-server started", url=server.url, store=str(server.store_dir))
+        settings = msgspec.structs.replace(
+            settings, nats=msgspec.structs.replace(settings.nats, url=server.url)
+        )
+    stack = LocalStack(settings, stt_workers=0)
     try:
-        gw_nc = await connect_and_provision(settings, name="nova-gateway", url=url)
-        stt_nc = await connect_and_provision(settings, name="nova-stt", url=url, create=False)
-        registry = CollectorRegistry()
-        gateway = make_gateway(gw_nc, settings, registry)
-        gateway_port = settings.gateway.port if port is None else port
-        gateway_task = asyncio.create_task(serve_until(gateway, stop, port=gateway_port))
+        await stack.start(port=port)
         log.info("loading speech model", model=settings.stt.model)
         model = await asyncio.to_thread(load_model, settings)
-        worker = make_worker(stt_nc, settings, model, registry)
-        worker_task = asyncio.create_task(work_until(worker, stop))
-        await asyncio.sleep(0)
+        worker = await stack.add_worker(model)
         host = settings.gateway.host
+        gw_port = stack.gateway.port if stack.gateway else port
         print(
-            f"Nova Voice is up: ws://{host}:{gateway.port}/ws\n"
-            f"  health: http://{host}:{gateway.port}/health/full   NATS: {url}\n"
-            f"  try:    nova transcribe FILE --url ws://{host}:{gateway.port}/ws\n"
+            f"Nova Voice is up: ws://{host}:{gw_port}/ws\n"
+            f"  health: http://{host}:{gw_port}/health/full   NATS: {stack.nats_url}\n"
+            f"  try:    nova transcribe FILE --url ws://{host}:{gw_port}/ws\n"
             "  Ctrl-C to stop",
             flush=True,
         )
-        await asyncio.gather(gateway_task, worker_task)
-        await stt_nc.drain()
-        await gw_nc.drain()
-        log.info("stopped cleanly")
+        log.info("stt worker started", worker=worker.worker_id)
+        await stop.wait()
+        log.info("stopping: finishing in-flight work and draining")
     finally:
+        await stack.stop()
         if server is not None:
             server.stop()
+    log.info("stopped cleanly")
     return 0
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from nova_client.decode import AudioFileError, pcm_chunks, probe
-from nova_client.formats import Format, FinalWriter
+from nova_client.formats import FinalWriter, Format
 from nova_client.streaming import GatewayError, stream_audio
 from nova_common.messages import ErrorEvent, FinalEvent, StartMessage, Task
 
@@ -57,7 +57,9 @@ async def run_transcribe(
             writer.write(final)
 
         def on_error(error: ErrorEvent) -> None:
-            bar.write(f"nova transcribe: {path.name}: {error.code}: {error.reason}", file=sys.stderr)
+            bar.write(
+                f"nova transcribe: {path.name}: {error.code}: {error.reason}", file=sys.stderr
+            )
 
         def on_sent(seconds: float) -> None:
             bar.update(round(seconds, 1) - bar.n)

@@ -24,7 +24,9 @@ class Subjects:
 
     def __post_init__(self) -> None:
         if not all(is_valid_token(part) for part in self.prefix.split(".")):
-            raise ValueError(f"subject prefix {self.prefix!r} must be dot-separated [A-Za-z0-9_-] tokens")
+            raise ValueError(
+                f"subject prefix {self.prefix!r} must be dot-separated [A-Za-z0-9_-] tokens"
+            )
 
     @property
     def _stream_base(self) -> str:

@@ -11,7 +11,11 @@ from nova_common.messages import AudioSegment, msgpack_encoder
 from nova_common.metrics import GatewayMetrics
 from nova_common.subjects import Subjects
 
-_TRANSIENT = (nats.errors.TimeoutError, nats.errors.NoRespondersError, nats.errors.ConnectionClosedError)
+_TRANSIENT = (
+    nats.errors.TimeoutError,
+    nats.errors.NoRespondersError,
+    nats.errors.ConnectionClosedError,
+)
 
 
 class PublishRejected(Exception):

@@ -107,8 +107,12 @@ class Gateway:
             status = http.HTTPStatus.OK if report["ready"] else http.HTTPStatus.SERVICE_UNAVAILABLE
             return _json(status, report)
         if path == "/metrics":
-            return _response(http.HTTPStatus.OK, generate_latest(self._registry), CONTENT_TYPE_LATEST)
-        return _json(http.HTTPStatus.NOT_FOUND, {"error": f"no such path {path}; try /ws or /health"})
+            return _response(
+                http.HTTPStatus.OK, generate_latest(self._registry), CONTENT_TYPE_LATEST
+            )
+        return _json(
+            http.HTTPStatus.NOT_FOUND, {"error": f"no such path {path}; try /ws or /health"}
+        )
 
     async def health_report(self) -> dict[str, object]:
         missing: list[str] = []

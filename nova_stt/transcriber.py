@@ -65,7 +65,9 @@ class SpeechToText:
         if audio.size == 0:
             raise PermanentError("empty audio segment")
         if not self.multilingual and language not in (None, "en"):
-            raise PermanentError(f"model {self.reference!r} is English-only; asked for {language!r}")
+            raise PermanentError(
+                f"model {self.reference!r} is English-only; asked for {language!r}"
+            )
         started = time.perf_counter()
         segments, info = self._model.transcribe(
             audio,

@@ -176,7 +176,9 @@ class SttWorker:
             headers={"Nats-Msg-Id": f"{result.session_id}:{result.seq}:{result.kind}:stt"},
         )
 
-    async def _settle(self, msg: Msg, segment: AudioSegment | None, exc: BaseException | None) -> None:
+    async def _settle(
+        self, msg: Msg, segment: AudioSegment | None, exc: BaseException | None
+    ) -> None:
         """The one place where an outcome becomes ack, nak-with-delay or dead letter."""
         fate = fate_of(exc)
         delivered = msg.metadata.num_delivered if msg.metadata else 1

@@ -1,0 +1,93 @@
+"""A whole Nova stack in one process: used by `nova up`, the benchmarks and the tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nats.aio.client import Client
+from prometheus_client import CollectorRegistry
+
+from nova_cli.runtime import connect_and_provision
+from nova_common.nats_server import EmbeddedNatsServer, free_port
+from nova_common.settings import Settings
+from nova_gateway.server import Gateway
+from nova_gateway.service import make_gateway
+from nova_stt.service import load_model, make_worker
+from nova_stt.transcriber import SpeechToText
+from nova_stt.worker import SttWorker
+
+
+@dataclass
+class LocalStack:
+    settings: Settings
+    stt_workers: int = 1
+    # Reuse an already loaded model (tests share one); otherwise each stack loads its own.
+    model: SpeechToText | None = None
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    nats_url: str = ""
+    gateway: Gateway | None = None
+    workers: list[SttWorker] = field(default_factory=list)
+    _server: EmbeddedNatsServer | None = None
+    _connections: list[Client] = field(default_factory=list)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def ws_url(self) -> str:
+        assert self.gateway is not None
+        return f"ws://{self.settings.gateway.host}:{self.gateway.port}/ws"
+
+    @property
+    def http_url(self) -> str:
+        assert self.gateway is not None
+        return f"http://{self.settings.gateway.host}:{self.gateway.port}"
+
+    async def start(self, *, port: int | None = None) -> LocalStack:
+        url = self.settings.nats.url
+        if url is None:
+            nats_port = free_port()
+            self._server = EmbeddedNatsServer(Path(self.settings.data_dir) / "nats", port=nats_port)
+            self._server.start()
+            url = self._server.url
+        self.nats_url = url
+        gw_nc = await connect_and_provision(self.settings, name="nova-gateway", url=url)
+        self._connections.append(gw_nc)
+        self.gateway = make_gateway(gw_nc, self.settings, self.registry)
+        await self.gateway.start(port=self.settings.gateway.port if port is None else port)
+        if self.stt_workers:
+            model = self.model or await asyncio.to_thread(load_model, self.settings)
+            for _ in range(self.stt_workers):
+                await self.add_worker(model)
+        return self
+
+    async def add_worker(self, model: SpeechToText) -> SttWorker:
+        nc = await connect_and_provision(
+            self.settings, name="nova-stt", url=self.nats_url, create=False
+        )
+        self._connections.append(nc)
+        # Each worker gets its own registry: metric names would collide in a shared one.
+        worker = make_worker(nc, self.settings, model, CollectorRegistry())
+        self.workers.append(worker)
+        self._tasks.append(asyncio.create_task(worker.run()))
+        return worker
+
+    async def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+        if self.gateway is not None:
+            await self.gateway.close()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for nc in self._connections:
+            with contextlib.suppress(Exception):
+                await nc.drain()
+        if self._server is not None:
+            self._server.stop()
+
+    async def __aenter__(self) -> LocalStack:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
