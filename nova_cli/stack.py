@@ -58,7 +58,9 @@ class LocalStack:
         self.gateway = make_gateway(gw_nc, self.settings, self.registry)
         await self.gateway.start(port=self.settings.gateway.port if port is None else port)
         if self.stt_workers:
-            model = self.model or await asyncio.to_thread(load_model, self.settings)
+            model = self.model
+            if model is None:
+                model = await asyncio.to_thread(load_model, self.settings)
             for _ in range(self.stt_workers):
                 await self.add_worker(model)
         return self

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import nats
 import structlog
 from nats.aio.client import Client
@@ -18,8 +20,12 @@ class NatsUnavailable(ConnectionError):
 
 async def connect(settings: NatsSettings, *, name: str, url: str | None = None) -> Client:
     target = url or settings.url or DEFAULT_URL
+    holder: list[Client] = []
 
     async def on_disconnect() -> None:
+        # A drain on shutdown disconnects too; only an unexpected loss deserves a warning.
+        if holder and (holder[0].is_draining or holder[0].is_closed):
+            return
         log.warning("nats disconnected", url=target)
 
     async def on_reconnect() -> None:
@@ -29,7 +35,9 @@ async def connect(settings: NatsSettings, *, name: str, url: str | None = None) 
         log.warning("nats error", error=str(exc))
 
     try:
-        return await nats.connect(
+        # nats-py retries a refused first connection forever when reconnects are unbounded;
+        # bound the wait so a wrong URL ends with a clear message instead of hanging.
+        connecting = nats.connect(
             servers=[target],
             name=name,
             user=settings.user,
@@ -42,5 +50,13 @@ async def connect(settings: NatsSettings, *, name: str, url: str | None = None) 
             reconnected_cb=on_reconnect,
             error_cb=on_error,
         )
+        nc = await asyncio.wait_for(connecting, settings.connect_wait_s)
+    except TimeoutError as exc:
+        raise NatsUnavailable(
+            f"cannot connect to NATS at {target} (gave up after {settings.connect_wait_s:.0f}s); "
+            "is nats-server running? set NOVA_NATS_URL, or use `nova up` to start one"
+        ) from exc
     except Exception as exc:  # nats-py raises several unrelated types here
         raise NatsUnavailable(f"cannot connect to NATS at {target}: {exc}") from exc
+    holder.append(nc)
+    return nc

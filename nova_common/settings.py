@@ -27,6 +27,8 @@ class NatsSettings(msgspec.Struct, frozen=True, kw_only=True):
     user: str | None = None
     password: str | None = None
     connect_timeout_s: float = 5.0
+    # How long a starting service waits for NATS before giving up with an error.
+    connect_wait_s: float = 10.0
 
 
 class StreamSettings(msgspec.Struct, frozen=True, kw_only=True):

@@ -6,7 +6,8 @@ import re
 import secrets
 from dataclasses import dataclass
 
-_TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
+# fullmatch, not "$": "$" also matches before a trailing newline, which would let "nova\n" through.
+_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def new_session_id() -> str:
@@ -15,7 +16,7 @@ def new_session_id() -> str:
 
 
 def is_valid_token(token: str) -> bool:
-    return bool(_TOKEN.match(token))
+    return _TOKEN.fullmatch(token) is not None
 
 
 @dataclass(frozen=True)

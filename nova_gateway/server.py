@@ -176,8 +176,11 @@ class Gateway:
                         except AudioFormatError as exc:
                             await error(exc.code, str(exc))
                     continue
-                if len(frame) > self._settings.max_frame_bytes:
-                    await error("frame_too_large", self._too_large(len(frame)))
+                # The limit is in bytes: a text frame of multi-byte characters is larger than
+                # its len(); UTF-8 has at most 4 bytes a character, so short frames skip encoding.
+                limit = self._settings.max_frame_bytes
+                if len(frame) * 4 > limit and (size := len(frame.encode())) > limit:
+                    await error("frame_too_large", self._too_large(size))
                     continue
                 try:
                     message = parse_client_message(frame)

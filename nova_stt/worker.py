@@ -14,7 +14,6 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import msgspec
-import nats.errors
 import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -93,7 +92,7 @@ class SttWorker:
                 msgs = await psub.fetch(
                     self._settings.batch_size, timeout=self._settings.fetch_timeout_s
                 )
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nats.errors.TimeoutError, or asyncio's from inside fetch: idle
                 continue
             except Exception as exc:  # connection churn: back off, and re-bind if it persists
                 errors += 1

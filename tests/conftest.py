@@ -51,9 +51,7 @@ def settings(nats_server: EmbeddedNatsServer, prefix: str, data_dir: Path) -> Se
 @pytest.fixture(scope="session")
 def whisper(data_dir: Path) -> SpeechToText:
     """The real multilingual base model from the offline packages, loaded once."""
-    return load_model(
-        msgspec.structs.replace(load_settings(environ={}), data_dir=str(data_dir))
-    )
+    return load_model(msgspec.structs.replace(load_settings(environ={}), data_dir=str(data_dir)))
 
 
 @pytest.fixture

@@ -38,7 +38,9 @@ async def test_five_sentences_come_back_as_five_finals(stack: LocalStack) -> Non
     assert result.errors == []
     assert result.summary is not None and result.summary.finals == 5
     assert [f.seq for f in result.finals] == [0, 1, 2, 3, 4]
-    assert all(f.language == "en" for f in result.finals), [(f.text, f.language) for f in result.finals]
+    assert all(f.language == "en" for f in result.finals), [
+        (f.text, f.language) for f in result.finals
+    ]
     starts = [f.start for f in result.finals]
     assert starts == sorted(starts)
     error = wer(SENTENCES, [f.text for f in result.finals])
@@ -74,7 +76,9 @@ async def test_librivox_through_gateway_matches_direct_model(
         ("es", "Buenos días. Hoy voy a la ciudad para comprar pan y leche fresca.", "es"),
     ],
 )
-async def test_language_is_detected(stack: LocalStack, voice: str, text: str, expected: str) -> None:
+async def test_language_is_detected(
+    stack: LocalStack, voice: str, text: str, expected: str
+) -> None:
     result = await transcribe(stack.ws_url, with_pauses([speak(text, voice)]))
     assert [f.language for f in result.finals] == [expected]
 

