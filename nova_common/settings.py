@@ -20,7 +20,7 @@ class ConfigError(ValueError):
     """Settings could not be built; the message says which source and key are at fault."""
 
 
-class NatsSettings(msgspec.Struct, frozen=True, kw_only=True):
+class NatsSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     # None means "start an embedded nats-server" for `nova up`, and the local default elsewhere.
     url: str | None = None
     subject_prefix: str = "nova"
@@ -31,7 +31,7 @@ class NatsSettings(msgspec.Struct, frozen=True, kw_only=True):
     connect_wait_s: float = 10.0
 
 
-class StreamSettings(msgspec.Struct, frozen=True, kw_only=True):
+class StreamSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     audio_max_age_s: float = 3600.0
     audio_max_bytes: int = 1 << 30
     results_max_age_s: float = 900.0
@@ -42,7 +42,7 @@ class StreamSettings(msgspec.Struct, frozen=True, kw_only=True):
     max_deliver: int = 5
 
 
-class VadSettings(msgspec.Struct, frozen=True, kw_only=True):
+class VadSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     aggressiveness: int = 2
     preroll_ms: int = 300
     end_silence_ms: int = 600
@@ -50,7 +50,7 @@ class VadSettings(msgspec.Struct, frozen=True, kw_only=True):
     max_utterance_s: float = 25.0
 
 
-class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True):
+class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     host: str = "127.0.0.1"
     port: int = 8765
     max_frame_bytes: int = 1 << 20
@@ -58,9 +58,11 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True):
     final_timeout_s: float = 600.0
     # A worker that has not sent a heartbeat for this long no longer counts as ready.
     worker_stale_s: float = 6.0
+    # A session whose results stall this long is replayed from the RESULTS stream.
+    recover_after_s: float = 5.0
 
 
-class SttSettings(msgspec.Struct, frozen=True, kw_only=True):
+class SttSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     model: str = "base"
     device: str = "cpu"
     compute_type: str = "default"
@@ -73,7 +75,7 @@ class SttSettings(msgspec.Struct, frozen=True, kw_only=True):
     durable: str = "stt"
 
 
-class Settings(msgspec.Struct, frozen=True, kw_only=True):
+class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     data_dir: str = msgspec.field(
         default_factory=lambda: platformdirs.user_data_dir("nova-voice", appauthor=False)
     )

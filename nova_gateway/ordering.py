@@ -23,6 +23,11 @@ class InOrderDelivery(Generic[T]):
         return seq
 
     @property
+    def stalled(self) -> bool:
+        """A later result is held back waiting for an earlier one."""
+        return bool(self._held)
+
+    @property
     def outstanding(self) -> int:
         """Issued seqs not yet released to the client."""
         return self._issued - self._next

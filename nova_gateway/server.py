@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import http
 
 import msgspec
@@ -30,6 +32,7 @@ from nova_common.subjects import Subjects, new_session_id
 from nova_gateway.audio import AudioFormatError, check_format
 from nova_gateway.protocol import ProtocolError, parse_client_message
 from nova_gateway.publisher import AudioPublisher
+from nova_gateway.replay import replay_results
 from nova_gateway.session import Session
 from nova_gateway.workers import WorkerRegistry
 
@@ -140,6 +143,7 @@ class Gateway:
         session_id = new_session_id()
         session: Session | None = None
         subscription: Subscription | None = None
+        watchdog: asyncio.Task[None] | None = None
         bound = log.bind(session_id=session_id)
 
         async def send(event: ServerEvent) -> None:
@@ -207,7 +211,15 @@ class Gateway:
                         publisher=self._publisher,
                         send=send,
                         metrics=self._metrics,
+                        recover=functools.partial(
+                            replay_results,
+                            self._js,
+                            self._subjects.results_stream,
+                            self._subjects.results(session_id),
+                        ),
+                        recover_after_s=self._settings.recover_after_s,
                     )
+                    watchdog = asyncio.create_task(self._watch(session))
                     self._metrics.sessions_total.inc()
                     bound.info("session started", sample_rate=message.sample_rate,
                                channels=message.channels, language=message.language)  # fmt: skip
@@ -233,6 +245,8 @@ class Gateway:
             pass
         finally:
             self._metrics.sessions_active.dec()
+            if watchdog is not None:
+                watchdog.cancel()
             if subscription is not None:
                 try:
                     await subscription.unsubscribe()
@@ -240,6 +254,15 @@ class Gateway:
                     pass
             if ws.close_code != 1000:
                 bound.info("client left", close_code=ws.close_code)
+
+    async def _watch(self, session: Session) -> None:
+        """Notice a session whose results stopped flowing and replay them from the stream."""
+        while True:
+            await asyncio.sleep(self._settings.recover_after_s)
+            try:
+                await session.check_stall()
+            except Exception as exc:  # NATS still down: try again next round
+                log.warning("result replay failed", session_id=session.session_id, error=repr(exc))
 
     def _too_large(self, size: int) -> str:
         return (

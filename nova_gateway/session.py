@@ -24,6 +24,7 @@ from nova_gateway.publisher import AudioPublisher, PublishRejected
 from nova_gateway.segmenter import Utterance, UtteranceSegmenter
 
 Send = Callable[[ServerEvent], Awaitable[None]]
+Recover = Callable[[], Awaitable[list[ResultMessage]]]
 
 
 class Session:
@@ -36,6 +37,8 @@ class Session:
         publisher: AudioPublisher,
         send: Send,
         metrics: GatewayMetrics,
+        recover: Recover | None = None,
+        recover_after_s: float = 5.0,
     ) -> None:
         self.session_id = session_id
         self.start = start
@@ -45,6 +48,10 @@ class Session:
         self._publisher = publisher
         self._send = send
         self._metrics = metrics
+        self._recover = recover
+        self._recover_after = recover_after_s
+        self._last_progress = time.monotonic()
+        self._finishing = False
         self._published_at: dict[int, float] = {}
         self._all_resolved = asyncio.Event()
         self._all_resolved.set()
@@ -113,7 +120,10 @@ class Session:
         await self._resolve(result.seq, event)
 
     async def _resolve(self, seq: int, event: FinalEvent | ErrorEvent) -> None:
-        for ready in self._delivery.accept(seq, event):
+        released = self._delivery.accept(seq, event)
+        if released:
+            self._last_progress = time.monotonic()
+        for ready in released:
             if isinstance(ready, FinalEvent):
                 self.finals += 1
                 self._metrics.finals_delivered.inc()
@@ -127,14 +137,35 @@ class Session:
         if self._delivery.outstanding == 0:
             self._all_resolved.set()
 
+    async def check_stall(self) -> None:
+        """Replay results from the stream when delivery has made no progress for a while:
+        a result missed on the live subscription is still in JetStream."""
+        waiting = self._delivery.stalled or (self._finishing and self._delivery.outstanding)
+        if not waiting or self._recover is None:
+            return
+        if time.monotonic() - self._last_progress < self._recover_after:
+            return
+        self._last_progress = time.monotonic()
+        for result in await self._recover():
+            await self.on_result(result)
+
+    async def _wait_all(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._all_resolved.wait(), self._recover_after)
+                return
+            except TimeoutError:
+                await self.check_stall()
+
     async def finish(self, timeout: float) -> SummaryEvent:
         """Flush the last utterance and wait until every final has been delivered."""
         tail = self._converter.flush()
         self.samples += len(tail)
         for utterance in [*self._segmenter.push(tail), *self._segmenter.flush()]:
             await self._publish(utterance)
+        self._finishing = True
         try:
-            await asyncio.wait_for(self._all_resolved.wait(), timeout)
+            await asyncio.wait_for(self._wait_all(), timeout)
         except TimeoutError:
             missing = self._delivery.outstanding
             self.failed += missing

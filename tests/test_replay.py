@@ -1,0 +1,60 @@
+"""A session that misses results on its live subscription gets them from the RESULTS stream."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry
+
+from nova_cli.stack import LocalStack
+from nova_common.messages import FinalEvent, ServerEvent, StartMessage
+from nova_common.metrics import GatewayMetrics
+from nova_common.nats_conn import connect
+from nova_common.subjects import Subjects, new_session_id
+from nova_gateway.publisher import AudioPublisher
+from nova_gateway.replay import replay_results
+from nova_gateway.session import Session
+from tests.speech import silence, speak, wer
+
+pytestmark = pytest.mark.slow
+
+SENTENCES = ["I would like a cup of coffee.", "The children are playing in the garden."]
+
+
+async def test_session_recovers_results_it_never_received_live(stack: LocalStack) -> None:
+    settings = stack.settings
+    subjects = Subjects(settings.nats.subject_prefix)
+    nc = await connect(settings.nats, name="test-replay", url=stack.nats_url)
+    sent: list[ServerEvent] = []
+
+    async def send(event: ServerEvent) -> None:
+        sent.append(event)
+
+    session_id = new_session_id()
+    metrics = GatewayMetrics.create(CollectorRegistry())
+    # No subscription to nova.results.<sid> at all: every result must come from the stream.
+    session = Session(
+        session_id,
+        StartMessage(),
+        vad=settings.vad,
+        publisher=AudioPublisher(nc.jetstream(), subjects, metrics),
+        send=send,
+        metrics=metrics,
+        recover=functools.partial(
+            replay_results, nc.jetstream(), subjects.results_stream, subjects.results(session_id)
+        ),
+        recover_after_s=0.5,
+    )
+    pieces = [silence(0.5)]
+    for sentence in SENTENCES:
+        pieces += [speak(sentence), silence(1.2)]
+    await session.feed(np.concatenate(pieces).tobytes())
+    summary = await session.finish(timeout=120)
+    await nc.drain()
+
+    finals = [e for e in sent if isinstance(e, FinalEvent)]
+    assert summary.finals == 2 and summary.failed == 0
+    assert [f.seq for f in finals] == [0, 1]
+    assert wer(SENTENCES, [f.text for f in finals]) <= 0.1
