@@ -14,7 +14,7 @@ from nova_cli.runtime import connect_and_provision, stop_on_signals
 from nova_cli.stack import LocalStack
 from nova_common.nats_server import EmbeddedNatsServer, free_port
 from nova_common.settings import Settings
-from nova_gateway.service import make_gateway, serve_until
+from nova_gateway.service import make_gateway
 from nova_stt.service import load_model, make_worker, work_until
 
 log = structlog.get_logger("nova")
@@ -74,11 +74,17 @@ async def run_gateway(settings: Settings, *, port: int | None) -> int:
     stop_on_signals(stop)
     nc = await connect_and_provision(settings, name="nova-gateway")
     gateway = make_gateway(nc, settings, CollectorRegistry())
-    task = asyncio.create_task(serve_until(gateway, stop, port=port))
-    await asyncio.sleep(0.1)
-    print(f"nova gateway listening on ws://{settings.gateway.host}:{gateway.port}/ws", flush=True)
-    await task
-    await nc.drain()
+    try:
+        # Bind before announcing: a port in use fails here with a clear message, and the
+        # printed port is the real one (also for --port 0).
+        await gateway.start(port=port)
+        print(
+            f"nova gateway listening on ws://{settings.gateway.host}:{gateway.port}/ws", flush=True
+        )
+        await stop.wait()
+    finally:
+        await gateway.close()
+        await nc.drain()
     return 0
 
 

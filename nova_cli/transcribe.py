@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TextIO
 
 from tqdm import tqdm
 
-from nova_client.decode import AudioFileError, pcm_chunks, probe
+from nova_client.decode import AudioFileError, AudioInfo, pcm_chunks, probe
 from nova_client.formats import FinalWriter, Format
 from nova_client.streaming import GatewayError, stream_audio
 from nova_common.messages import ErrorEvent, FinalEvent, StartMessage, Task
@@ -35,59 +36,80 @@ async def run_transcribe(
             print(f"nova transcribe: {exc}", file=sys.stderr)
             status = 1
             continue
-        out = sys.stdout
-        if output_dir is not None:
-            output_dir.mkdir(parents=True, exist_ok=True)
-            out = (output_dir / f"{path.stem}.{'txt' if fmt == 'text' else fmt}").open("w")
-        writer = FinalWriter(out, fmt, source=str(path))
-        bar = tqdm(
-            total=round(info.duration, 1) if info.duration else None,
-            unit="s",
-            desc=path.name,
-            disable=not sys.stderr.isatty(),
-            file=sys.stderr,
-            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f}s audio sent {postfix}",
-        )
-        finals = 0
-
-        def on_final(final: FinalEvent) -> None:
-            nonlocal finals
-            finals += 1
-            bar.set_postfix_str(f"{finals} finals", refresh=False)
-            writer.write(final)
-
-        def on_error(error: ErrorEvent) -> None:
-            bar.write(
-                f"nova transcribe: {path.name}: {error.code}: {error.reason}", file=sys.stderr
-            )
-
-        def on_sent(seconds: float) -> None:
-            bar.update(round(seconds, 1) - bar.n)
-
         start = StartMessage(
             language=language, task=task, sample_rate=info.sample_rate, channels=info.channels
         )
         try:
-            result = await stream_audio(
-                url,
-                start,
-                pcm_chunks(path, info),
-                realtime=realtime,
-                on_final=on_final,
-                on_error=on_error,
-                on_sent=on_sent,
+            ok = await _transcribe_file(
+                path, info, url=url, start=start, fmt=fmt, realtime=realtime, output_dir=output_dir
             )
         except GatewayError as exc:
-            bar.close()
             print(f"nova transcribe: {exc}", file=sys.stderr)
             return 1
-        finally:
-            if out is not sys.stdout:
-                out.close()
-        bar.close()
-        if result.input_error is not None:
-            print(f"nova transcribe: {result.input_error}", file=sys.stderr)
-            status = 1
-        if result.errors:
+        if not ok:
             status = 1
     return status
+
+
+def _open_output(output_dir: Path | None, path: Path, fmt: Format) -> TextIO:
+    if output_dir is None:
+        return sys.stdout
+    output_dir.mkdir(parents=True, exist_ok=True)
+    return (output_dir / f"{path.stem}.{'txt' if fmt == 'text' else fmt}").open("w")
+
+
+async def _transcribe_file(
+    path: Path,
+    info: AudioInfo,
+    *,
+    url: str,
+    start: StartMessage,
+    fmt: Format,
+    realtime: bool,
+    output_dir: Path | None,
+) -> bool:
+    """Stream one file and write its finals; False when the file or a segment failed."""
+    out = _open_output(output_dir, path, fmt)
+    writer = FinalWriter(out, fmt, source=str(path))
+    bar = tqdm(
+        total=round(info.duration, 1) if info.duration else None,
+        unit="s",
+        desc=path.name,
+        disable=not sys.stderr.isatty(),
+        file=sys.stderr,
+        # {total_fmt}, not {total:.1f}: tqdm sets total to None when it is unknown, and also once
+        # n overtakes it (containers such as ADTS only estimate their duration).
+        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total_fmt}s audio sent {postfix}",
+    )
+    finals = 0
+
+    def on_final(final: FinalEvent) -> None:
+        nonlocal finals
+        finals += 1
+        bar.set_postfix_str(f"{finals} finals", refresh=False)
+        writer.write(final)
+
+    def on_error(error: ErrorEvent) -> None:
+        bar.write(f"nova transcribe: {path.name}: {error.code}: {error.reason}", file=sys.stderr)
+
+    def on_sent(seconds: float) -> None:
+        bar.update(round(seconds, 1) - bar.n)
+
+    try:
+        result = await stream_audio(
+            url,
+            start,
+            pcm_chunks(path, info),
+            realtime=realtime,
+            on_final=on_final,
+            on_error=on_error,
+            on_sent=on_sent,
+        )
+    finally:
+        bar.close()
+        if out is not sys.stdout:
+            out.close()
+    if result.input_error is not None:
+        print(f"nova transcribe: {result.input_error}", file=sys.stderr)
+        return False
+    return not result.errors

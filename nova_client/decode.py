@@ -39,7 +39,11 @@ def probe(path: Path) -> AudioInfo:
     with container:
         rate = stream.codec_context.sample_rate or stream.rate
         channels = min(stream.codec_context.channels or 1, 2)
-        duration = float(stream.duration * stream.time_base) if stream.duration else None
+        duration = (
+            float(stream.duration * stream.time_base)
+            if stream.duration and stream.time_base
+            else None
+        )
         if duration is None and container.duration:
             duration = container.duration / 1_000_000
     return AudioInfo(sample_rate=int(rate), channels=int(channels), duration=duration)

@@ -93,6 +93,15 @@ async def stream_audio(
             await ws.send(json_encoder.encode(StopMessage()).decode())
 
         sender = asyncio.create_task(send_audio())
+        closing: list[asyncio.Task[None]] = []
+
+        def sender_done(task: asyncio.Task[None]) -> None:
+            # Without this a failed sender (a callback raising, say) would leave the receive
+            # loop below waiting forever for a summary that the missing `stop` never brings.
+            if not task.cancelled() and task.exception() is not None:
+                closing.append(asyncio.create_task(ws.close(1011, "client failed")))
+
+        sender.add_done_callback(sender_done)
         try:
             while True:
                 try:
@@ -123,5 +132,5 @@ async def stream_audio(
         finally:
             if not sender.done():
                 sender.cancel()
-            await asyncio.gather(sender, return_exceptions=True)
+            await asyncio.gather(sender, *closing, return_exceptions=True)
     return result

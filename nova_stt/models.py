@@ -80,22 +80,26 @@ def _materialise(pkg: OfflinePackage, cache_dir: Path) -> Path:
         return target
     target.mkdir(parents=True, exist_ok=True)
     for name in MODEL_FILES:
-        for d in parts:
-            if (d / name).is_file():
-                shutil.copyfile(d / name, target / name)
-                break
-    # Join into a temporary file and rename, so a concurrent reader never sees half a model.
-    fd, tmp = tempfile.mkstemp(dir=target, prefix=".model.bin.")
+        source = next((d / name for d in parts if (d / name).is_file()), None)
+        if source is not None:
+            _write_atomically(target / name, [source])
+    _write_atomically(model_bin, pieces)
+    return target
+
+
+def _write_atomically(destination: Path, sources: list[Path]) -> None:
+    """Concatenate ``sources`` into a temporary file and rename it, so that a process starting
+    at the same moment (two workers on one machine) never reads half a file."""
+    fd, tmp = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.")
     try:
         with os.fdopen(fd, "wb") as out:
-            for piece in pieces:
-                with piece.open("rb") as src:
+            for source in sources:
+                with source.open("rb") as src:
                     shutil.copyfileobj(src, out, length=16 << 20)
-        os.replace(tmp, model_bin)
+        os.replace(tmp, destination)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return target
 
 
 def offline_package(name: str) -> OfflinePackage | None:
@@ -105,7 +109,10 @@ def offline_package(name: str) -> OfflinePackage | None:
 def resolve_model(reference: str, cache_dir: Path) -> str:
     """A path to a CTranslate2 model directory, or a hub name for faster-whisper to download."""
     path = Path(reference).expanduser()
-    if path.is_dir():
+    # A bare model name ("base") means the model, even if the working directory has a "base/".
+    looks_like_path = "/" in reference or reference.startswith((".", "~"))
+    known_name = offline_package(reference) is not None or reference in HUB_NAMES
+    if path.is_dir() and (looks_like_path or not known_name):
         if not _is_model_dir(path):
             raise ModelNotAvailable(f"{path} is not a CTranslate2 Whisper model (no model.bin)")
         return str(path)
