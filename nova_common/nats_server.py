@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -39,6 +41,18 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def _detach_from_terminal() -> None:
+    """Runs in the child before exec. Ctrl-C in a terminal signals the whole foreground process
+    group; the server must outlive that signal until the services have drained, so it gets its
+    own session, and the kernel stops it if its parent dies without stopping it."""
+    os.setsid()
+    if sys.platform == "linux":
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 class EmbeddedNatsServer:
     """Runs ``nats-server -js`` as a child process; used by `nova up` and by the tests."""
 
@@ -63,7 +77,9 @@ class EmbeddedNatsServer:
             "-p", str(self.port),
             "-l", str(log_file),
         ]  # fmt: skip
-        self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
+        self._proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, preexec_fn=_detach_from_terminal
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:

@@ -28,30 +28,37 @@ class Topology:
     consumers: tuple[tuple[str, ConsumerConfig], ...]
 
 
-def topology(subjects: Subjects, streams: StreamSettings, stt: SttSettings) -> Topology:
-    audio = StreamConfig(
-        name=subjects.audio_stream,
-        description="Utterances waiting for speech-to-text (work queue)",
-        subjects=[subjects.audio_all],
+def _work_queue(name: str, subject: str, description: str, streams: StreamSettings,
+                max_bytes: int | None = None) -> StreamConfig:  # fmt: skip
+    return StreamConfig(
+        name=name,
+        description=description,
+        subjects=[subject],
         retention=RetentionPolicy.WORK_QUEUE,
         storage=StorageType.FILE,
-        # A full stream rejects new segments: the gateway reports back-pressure, nothing is evicted.
+        # A full stream rejects new messages: the publisher reports back-pressure, nothing is
+        # evicted.
         discard=DiscardPolicy.NEW,
         max_age=streams.audio_max_age_s,
-        max_bytes=streams.audio_max_bytes,
+        max_bytes=max_bytes,
         duplicate_window=streams.duplicate_window_s,
         num_replicas=streams.replicas,
     )
-    text = StreamConfig(
-        name=subjects.text_stream,
-        description="Transcripts waiting for translation (work queue)",
-        subjects=[subjects.text_all],
-        retention=RetentionPolicy.WORK_QUEUE,
-        storage=StorageType.FILE,
-        discard=DiscardPolicy.NEW,
-        max_age=streams.audio_max_age_s,
-        duplicate_window=streams.duplicate_window_s,
-        num_replicas=streams.replicas,
+
+
+def topology(subjects: Subjects, streams: StreamSettings, stt: SttSettings) -> Topology:
+    audio = _work_queue(
+        subjects.audio_stream,
+        subjects.audio_all,
+        "Utterances waiting for speech-to-text (work queue)",
+        streams,
+        max_bytes=streams.audio_max_bytes,
+    )
+    text = _work_queue(
+        subjects.text_stream,
+        subjects.text_all,
+        "Transcripts waiting for translation (work queue)",
+        streams,
     )
     results = StreamConfig(
         name=subjects.results_stream,

@@ -159,9 +159,11 @@ class NovaProcess:
             raise AssertionError(f"{exc}\n{self.describe()}") from None
 
     def interrupt(self, timeout: float = STOP_TIMEOUT) -> int | None:
-        """Ctrl-C; the exit status, or None if it did not exit within ``timeout``."""
+        """Ctrl-C as a terminal sends it: to the whole process group, children included.
+        The exit status, or None if it did not exit within ``timeout``."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGINT)
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -540,6 +542,9 @@ def test_up_with_embedded_nats_then_ctrl_c(
             assert code == 0, f"exit {code}\n{process.describe()}"
             assert "stopped cleanly" in process.stderr, process.describe()
             assert "Traceback" not in process.stderr, process.describe()
+            # The embedded server must outlive the Ctrl-C until the services have drained.
+            assert "nats disconnected" not in process.stderr, process.describe()
+            assert "unexpected EOF" not in process.stderr, process.describe()
 
             def nats_gone() -> bool:
                 with socket.socket() as probe:
