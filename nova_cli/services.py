@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sys
 from pathlib import Path
 
@@ -18,6 +19,18 @@ from nova_gateway.service import make_gateway
 from nova_stt.service import load_model, make_worker, work_until
 
 log = structlog.get_logger("nova")
+
+
+def _nova_command() -> str:
+    """How to run `nova` from where the user is: plain `nova` only when it is on PATH."""
+    on_path = shutil.which("nova")
+    invoked = Path(sys.argv[0]).resolve()
+    if on_path and Path(on_path).resolve() == invoked:
+        return "nova"
+    try:
+        return str(invoked.relative_to(Path.cwd()))
+    except ValueError:
+        return str(invoked)
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -54,7 +67,7 @@ async def run_up(settings: Settings, *, port: int | None) -> int:
         print(
             f"Nova Voice is up: ws://{host}:{gw_port}/ws\n"
             f"  health: http://{host}:{gw_port}/health/full   NATS: {stack.nats_url}\n"
-            f"  try:    nova transcribe FILE --url ws://{host}:{gw_port}/ws\n"
+            f"  try:    {_nova_command()} transcribe FILE --url ws://{host}:{gw_port}/ws\n"
             "  Ctrl-C to stop",
             flush=True,
         )
