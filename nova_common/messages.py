@@ -127,6 +127,15 @@ class ErrorEvent(msgspec.Struct, frozen=True, kw_only=True, tag="error", tag_fie
     fatal: bool = False
 
 
+class NoticeEvent(msgspec.Struct, frozen=True, kw_only=True, tag="notice", tag_field="type"):
+    """Something worth telling the user that is not an error, e.g. no STT worker is running
+    yet (audio is queued and will be transcribed when one starts)."""
+
+    code: str
+    reason: str
+    session_id: str | None = None
+
+
 class SummaryEvent(msgspec.Struct, frozen=True, kw_only=True, tag="summary", tag_field="type"):
     """The last event of a session: every final has been delivered (or reported failed)."""
 
@@ -136,7 +145,30 @@ class SummaryEvent(msgspec.Struct, frozen=True, kw_only=True, tag="summary", tag
     audio_seconds: float
 
 
-ServerEvent = SessionStarted | FinalEvent | ErrorEvent | SummaryEvent
+ServerEvent = SessionStarted | FinalEvent | ErrorEvent | NoticeEvent | SummaryEvent
+
+# --------------------------------------------------------------------------- HTTP and CLI output
+
+
+class HealthReport(msgspec.Struct, frozen=True, kw_only=True):
+    """``GET /health/full``: ready only when NATS, the streams and an STT worker are there."""
+
+    ready: bool
+    missing: list[str]
+    nats: bool
+    stt_workers: list[str]
+
+
+class FinalRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One line of ``nova transcribe --format jsonl``."""
+
+    file: str
+    seq: int
+    start: float
+    end: float
+    text: str
+    language: str
+
 
 # Encoders are thread-safe and cheap to reuse.
 msgpack_encoder = msgspec.msgpack.Encoder()

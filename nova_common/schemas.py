@@ -23,6 +23,8 @@ DOCUMENTS: dict[str, tuple[str, Any]] = {
     "audio-segment.json": ("nova.audio.<sid> payload (msgpack)", m.AudioSegment),
     "result.json": ("nova.results.<sid> payload (msgpack)", m.ResultMessage),
     "worker-heartbeat.json": ("nova.workers.<role> payload (msgpack)", m.WorkerHeartbeat),
+    "health-report.json": ("GET /health/full response", m.HealthReport),
+    "transcribe-jsonl.json": ("One line of `nova transcribe --format jsonl`", m.FinalRecord),
 }
 
 

@@ -49,6 +49,13 @@ class VadSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     min_speech_ms: int = 150
     max_utterance_s: float = 25.0
 
+    def __post_init__(self) -> None:
+        # Whisper sees 30 s at a time, and a longer segment would exceed NATS's 1 MB payload.
+        if not 1.0 <= self.max_utterance_s <= 30.0:
+            raise ValueError("vad.max_utterance_s must be between 1 and 30 seconds")
+        if not 0 <= self.aggressiveness <= 3:
+            raise ValueError("vad.aggressiveness must be 0, 1, 2 or 3")
+
 
 class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     host: str = "127.0.0.1"
