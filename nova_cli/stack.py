@@ -77,10 +77,12 @@ class LocalStack:
         return worker
 
     async def stop(self) -> None:
-        for worker in self.workers:
-            worker.stop()
+        # The gateway first: its open sessions flush and wait for their finals, which needs the
+        # workers still running; only then do the workers finish their batch and stop.
         if self.gateway is not None:
             await self.gateway.close()
+        for worker in self.workers:
+            worker.stop()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for nc in self._connections:
             with contextlib.suppress(Exception):

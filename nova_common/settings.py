@@ -7,6 +7,7 @@ environment variables ``NOVA_<SECTION>_<FIELD>`` (``NOVA_STT_MODEL``, ``NOVA_NAT
 
 from __future__ import annotations
 
+import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -67,6 +68,8 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     worker_stale_s: float = 6.0
     # A session whose results stall this long is replayed from the RESULTS stream.
     recover_after_s: float = 5.0
+    # On shutdown, open sessions get this long to flush and receive their finals.
+    shutdown_grace_s: float = 30.0
 
 
 class SttSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -146,8 +149,6 @@ def load_settings(
     overrides: Mapping[str, Any] | None = None,
 ) -> Settings:
     """Build the settings from file, environment and flag overrides (``{"gateway": {"port": 1}}``)."""
-    import os
-
     env = dict(os.environ if environ is None else environ)
     merged: dict[str, Any] = {}
     path = config_file or env.get("NOVA_CONFIG")

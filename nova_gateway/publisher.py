@@ -65,4 +65,9 @@ class AudioPublisher:
                 "queue_unavailable",
                 f"utterance {segment.seq} could not be queued, NATS is unavailable: {exc!r}",
             ) from exc
+        except nats.errors.Error as exc:  # e.g. payload over the server's max_payload
+            self._metrics.publish_failures.labels("error").inc()
+            raise PublishRejected(
+                "publish_failed", f"utterance {segment.seq} could not be queued: {exc!r}"
+            ) from exc
         self._metrics.segments_published.labels(segment.kind).inc()

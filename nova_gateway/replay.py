@@ -1,45 +1,64 @@
 """Reading a session's results back from the RESULTS stream.
 
 The gateway receives results live through a core subscription; a message missed there (the
-gateway's NATS connection dropped for a moment) is still in the stream, so a stalled session
-fetches its subject's history and lets in-order delivery drop what it already has.
+gateway's NATS connection dropped for a moment) is still in the stream. A session whose results
+are overdue reads its subject's history, and in-order delivery drops what it already has.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import msgspec
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from nova_common.messages import ResultMessage, result_decoder
+from nova_common.subjects import Subjects
+
+
+async def audio_pending(js: JetStreamContext, subjects: Subjects, session_id: str) -> int:
+    """Segments of this session still in the AUDIO work queue (queued or being transcribed:
+    workers publish the result before they ack, so an empty queue means every result is out)."""
+    subject = subjects.audio(session_id)
+    info = await js.stream_info(subjects.audio_stream, subjects_filter=subject)
+    return int((info.state.subjects or {}).get(subject, 0))
 
 
 async def replay_results(
-    js: JetStreamContext, stream: str, subject: str, *, batch: int = 256
+    js: JetStreamContext, subjects: Subjects, session_id: str, *, batch: int = 256
 ) -> list[ResultMessage]:
+    """The session's results from RESULTS, but only once its audio has all been transcribed:
+    while segments are still queued a gap is ordinary waiting, and replaying would only add load
+    to a busy system."""
+    if await audio_pending(js, subjects, session_id):
+        return []
     psub = await js.pull_subscribe(
-        subject,
-        stream=stream,
+        subjects.results(session_id),
+        stream=subjects.results_stream,
         config=ConsumerConfig(
             deliver_policy=DeliverPolicy.ALL,
             ack_policy=AckPolicy.NONE,
-            inactive_threshold=30.0,  # the server removes this ephemeral consumer by itself
+            inactive_threshold=30.0,  # the server removes it by itself should we not
         ),
     )
     results: list[ResultMessage] = []
+    name: str | None = None
     try:
         info = await psub.consumer_info()
+        name = info.name
         remaining = info.num_pending or 0
         while remaining > 0:
             msgs = await psub.fetch(min(batch, remaining), timeout=2.0)
             remaining -= len(msgs)
             for msg in msgs:
-                try:
+                with contextlib.suppress(msgspec.DecodeError):
                     results.append(result_decoder.decode(msg.data))
-                except msgspec.DecodeError:
-                    continue
     except TimeoutError:
         pass
     finally:
         await psub.unsubscribe()
+        if name is not None:
+            with contextlib.suppress(Exception):
+                await js.delete_consumer(subjects.results_stream, name)
     return results

@@ -116,7 +116,9 @@ class UtteranceSegmenter:
         half = len(frames) // 2
         # Quietest point in the second half, smoothed over three frames to avoid a lone dip.
         energy = np.array([f.energy for f in frames], dtype=np.float32)
-        smooth = np.convolve(energy, np.ones(3, dtype=np.float32) / 3, mode="same")
+        # Edge padding: zero padding would make the last frame look quiet and attract the cut.
+        padded = np.pad(energy, 1, mode="edge")
+        smooth = np.convolve(padded, np.ones(3, dtype=np.float32) / 3, mode="valid")
         cut = half + int(np.argmin(smooth[half:]))
         cut = max(cut, 1)
         done = self._emit(frames[:cut])

@@ -52,6 +52,9 @@ class Session:
         self._recover_after = recover_after_s
         self._last_progress = time.monotonic()
         self._finishing = False
+        # Live results and replayed ones may arrive together: release and send under one lock,
+        # or a slow client could see seq 8 overtake seq 7.
+        self._deliver = asyncio.Lock()
         self._published_at: dict[int, float] = {}
         self._all_resolved = asyncio.Event()
         self._all_resolved.set()
@@ -73,6 +76,12 @@ class Session:
         self.samples += len(samples)
         for utterance in self._segmenter.push(samples):
             await self._publish(utterance)
+
+    async def skip(self, nbytes: int) -> None:
+        """Refused audio still took time in the client's recording: it counts as silence, so
+        later start/end seconds still match the client's audio."""
+        frames = nbytes // self._converter.frame_bytes
+        await self.feed(bytes(frames * self._converter.frame_bytes))
 
     async def _publish(self, utterance: Utterance) -> None:
         seq = self._delivery.issue()
@@ -120,22 +129,23 @@ class Session:
         await self._resolve(result.seq, event)
 
     async def _resolve(self, seq: int, event: FinalEvent | ErrorEvent) -> None:
-        released = self._delivery.accept(seq, event)
-        if released:
-            self._last_progress = time.monotonic()
-        for ready in released:
-            if isinstance(ready, FinalEvent):
-                self.finals += 1
-                self._metrics.finals_delivered.inc()
-                sent = self._published_at.pop(ready.seq, None)
-                if sent is not None:
-                    self._metrics.final_latency.observe(time.monotonic() - sent)
-            else:
-                self.failed += 1
-                self._metrics.client_errors.labels(ready.code).inc()
-            await self._send(ready)
-        if self._delivery.outstanding == 0:
-            self._all_resolved.set()
+        async with self._deliver:
+            released = self._delivery.accept(seq, event)
+            if released:
+                self._last_progress = time.monotonic()
+            for ready in released:
+                if isinstance(ready, FinalEvent):
+                    self.finals += 1
+                    self._metrics.finals_delivered.inc()
+                    sent = self._published_at.pop(ready.seq, None)
+                    if sent is not None:
+                        self._metrics.final_latency.observe(time.monotonic() - sent)
+                else:
+                    self.failed += 1
+                    self._metrics.client_errors.labels(ready.code).inc()
+                await self._send(ready)
+            if self._delivery.outstanding == 0:
+                self._all_resolved.set()
 
     async def check_stall(self) -> None:
         """Replay results from the stream when delivery has made no progress for a while:

@@ -42,9 +42,7 @@ async def test_session_recovers_results_it_never_received_live(stack: LocalStack
         publisher=AudioPublisher(nc.jetstream(), subjects, metrics),
         send=send,
         metrics=metrics,
-        recover=functools.partial(
-            replay_results, nc.jetstream(), subjects.results_stream, subjects.results(session_id)
-        ),
+        recover=functools.partial(replay_results, nc.jetstream(), subjects, session_id),
         recover_after_s=0.5,
     )
     pieces = [silence(0.5)]
