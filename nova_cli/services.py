@@ -57,6 +57,7 @@ async def run_up(settings: Settings, *, port: int | None) -> int:
             settings, nats=msgspec.structs.replace(settings.nats, url=server.url)
         )
     stack = LocalStack(settings, stt_workers=0)
+    status = 0
     try:
         await stack.start(port=port)
         log.info("loading speech model", model=settings.stt.model)
@@ -72,14 +73,21 @@ async def run_up(settings: Settings, *, port: int | None) -> int:
             flush=True,
         )
         log.info("stt worker started", worker=worker.worker_id)
-        await stop.wait()
+        stopping = asyncio.ensure_future(stop.wait())
+        crashed = asyncio.ensure_future(stack.failed.wait())
+        await asyncio.wait({stopping, crashed}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        crashed.cancel()
+        if stack.failed.is_set():
+            status = 1
+            log.error("stopping: the speech-to-text worker failed")
         log.info("stopping: finishing in-flight work and draining")
     finally:
         await stack.stop()
         if server is not None:
             server.stop()
-    log.info("stopped cleanly")
-    return 0
+    log.info("stopped cleanly" if status == 0 else "stopped")
+    return status
 
 
 async def run_gateway(settings: Settings, *, port: int | None) -> int:

@@ -7,6 +7,7 @@ import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import structlog
 from nats.aio.client import Client
 from prometheus_client import CollectorRegistry
 
@@ -18,6 +19,8 @@ from nova_gateway.service import make_gateway
 from nova_stt.service import load_model, make_worker
 from nova_stt.transcriber import SpeechToText
 from nova_stt.worker import SttWorker
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass
@@ -34,6 +37,8 @@ class LocalStack:
     _server: EmbeddedNatsServer | None = None
     _connections: list[Client] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # Set when a worker dies on its own: `nova up` must not keep accepting audio nobody takes.
+    failed: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def ws_url(self) -> str:
@@ -73,8 +78,16 @@ class LocalStack:
         # Each worker gets its own registry: metric names would collide in a shared one.
         worker = make_worker(nc, self.settings, model, CollectorRegistry())
         self.workers.append(worker)
-        self._tasks.append(asyncio.create_task(worker.run()))
+        task = asyncio.create_task(worker.run())
+        task.add_done_callback(self._on_worker_exit)
+        self._tasks.append(task)
         return worker
+
+    def _on_worker_exit(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        log.error("stt worker crashed", error=repr(task.exception()))
+        self.failed.set()
 
     async def stop(self) -> None:
         # The gateway first: its open sessions flush and wait for their finals, which needs the
