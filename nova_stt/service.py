@@ -8,6 +8,7 @@ from nats.aio.client import Client
 from prometheus_client import CollectorRegistry
 
 from nova_common.metrics import SttMetrics
+from nova_common.provision import topology
 from nova_common.settings import Settings
 from nova_common.subjects import Subjects
 from nova_stt.transcriber import SpeechToText
@@ -29,13 +30,17 @@ def load_model(settings: Settings) -> SpeechToText:
 def make_worker(
     nc: Client, settings: Settings, model: SpeechToText, registry: CollectorRegistry
 ) -> SttWorker:
+    subjects = Subjects(settings.nats.subject_prefix)
+    # The worker re-creates its durable consumer from this config should it vanish.
+    consumers = dict(topology(subjects, settings.streams, settings.stt).consumers)
     return SttWorker(
         nc,
         stt=model,
         settings=settings.stt,
         streams=settings.streams,
-        subjects=Subjects(settings.nats.subject_prefix),
+        subjects=subjects,
         metrics=SttMetrics.create(registry),
+        consumer=consumers[subjects.audio_stream],
     )
 
 

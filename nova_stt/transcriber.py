@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from nova_common.fate import PermanentError
+from nova_common.languages import UnsupportedLanguage, check_language
 from nova_common.messages import Task
 from nova_stt.models import ModelNotAvailable, hub_hint, resolve_model
 
@@ -64,20 +65,30 @@ class SpeechToText:
         audio = pcm16_to_float(pcm)
         if audio.size == 0:
             raise PermanentError("empty audio segment")
+        # An unknown code fails the same way on every retry: a permanent error, checked before
+        # any model time is spent ("auto" and "" mean detect, upper case is accepted).
+        language = check_language(language or "")
         if not self.multilingual and language not in (None, "en"):
-            raise PermanentError(
+            raise UnsupportedLanguage(
                 f"model {self.reference!r} is English-only; asked for {language!r}"
             )
         started = time.perf_counter()
-        segments, info = self._model.transcribe(
-            audio,
-            language=language if self.multilingual else "en",
-            task=task,
-            beam_size=self.beam_size,
-            # Each utterance stands alone; conditioning on earlier text invites repetition loops.
-            condition_on_previous_text=False,
-            vad_filter=False,  # the gateway already cut the utterance on speech boundaries
-        )
+        try:
+            segments, info = self._model.transcribe(
+                audio,
+                language=language if self.multilingual else "en",
+                task=task,
+                beam_size=self.beam_size,
+                # Each utterance stands alone; conditioning on earlier text invites repetition
+                # loops.
+                condition_on_previous_text=False,
+                vad_filter=False,  # the gateway already cut the utterance on speech boundaries
+            )
+        except ValueError as exc:
+            # faster-whisper's own check (its tokenizer), should its list ever differ from ours.
+            if "language" in str(exc):
+                raise UnsupportedLanguage(str(exc)) from exc
+            raise
         # The segments are a lazy generator: decoding happens while we iterate.
         text = " ".join(seg.text.strip() for seg in segments).strip()
         return SpeechResult(

@@ -11,6 +11,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
 
 import msgspec
@@ -18,6 +19,8 @@ import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig
+from nats.js.errors import NotFoundError
 
 from nova_common.fate import Fate, PermanentError, fate_of
 from nova_common.messages import (
@@ -41,6 +44,15 @@ def new_worker_id(role: str) -> str:
 
 
 class SttWorker:
+    """Pulls from the durable consumer until stopped; no single message or failure ends the loop.
+
+    ``consumer`` is the durable consumer's configuration (from ``nova_common.provision``): with it
+    the worker re-creates the consumer should it vanish (deleted, or lost with the server's store).
+    A pull subscription can also go quiet after a server restart, so after ``rebind_after_idle``
+    empty fetches in a row, or ``rebind_after_errors`` failed ones, the worker checks the consumer
+    and binds a fresh subscription; both are cheap.
+    """
+
     def __init__(
         self,
         nc: Client,
@@ -51,7 +63,16 @@ class SttWorker:
         subjects: Subjects,
         metrics: SttMetrics,
         worker_id: str | None = None,
+        consumer: ConsumerConfig | None = None,
+        rebind_after_idle: int = 30,
+        rebind_after_errors: int = 5,
     ) -> None:
+        if consumer is not None and consumer.durable_name != settings.durable:
+            raise ValueError(
+                f"consumer config is for {consumer.durable_name!r}, worker binds {settings.durable!r}"
+            )
+        if rebind_after_idle < 1 or rebind_after_errors < 1:
+            raise ValueError("rebind_after_idle and rebind_after_errors must be at least 1")
         self._nc = nc
         self._js: JetStreamContext = nc.jetstream()
         self._stt = stt
@@ -62,7 +83,12 @@ class SttWorker:
         self.worker_id = worker_id or new_worker_id("stt")
         self._stopping = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whisper")
+        self._consumer = consumer
+        self._rebind_after_idle = rebind_after_idle
+        self._rebind_after_errors = rebind_after_errors
         self.processed = 0
+        self.rebinds = 0  # fresh subscriptions bound after idleness or errors
+        self.consumers_recreated = 0
         self._in_flight = 0
 
     def stop(self) -> None:
@@ -75,7 +101,8 @@ class SttWorker:
             await self._loop()
         finally:
             heartbeat.cancel()
-            self._executor.shutdown(wait=True)
+            # Waits for a transcription still running in the thread: off the loop, not blocking it.
+            await asyncio.to_thread(self._executor.shutdown, wait=True)
             log.info("stt worker stopped", worker=self.worker_id, processed=self.processed)
 
     async def _bind(self) -> JetStreamContext.PullSubscription:
@@ -83,29 +110,89 @@ class SttWorker:
             durable=self._settings.durable, stream=self._subjects.audio_stream
         )
 
+    async def _ensure_consumer(self) -> None:
+        """Re-create the durable consumer if it is gone; one that exists is left as it is."""
+        if self._consumer is None:
+            return
+        stream, durable = self._subjects.audio_stream, self._settings.durable
+        try:
+            await self._js.consumer_info(stream, durable)
+        except NotFoundError:
+            # Idempotent: several workers racing to re-create it with one config all succeed.
+            await self._js.add_consumer(stream, self._consumer)
+            self.consumers_recreated += 1
+            log.warning("consumer was missing; re-created", stream=stream, consumer=durable)
+
+    async def _rebind(
+        self, psub: JetStreamContext.PullSubscription, reason: str
+    ) -> JetStreamContext.PullSubscription:
+        """A fresh pull subscription (and consumer, if it vanished); the old one if that fails."""
+        log.debug("re-binding pull subscription", worker=self.worker_id, reason=reason)
+        try:
+            await self._ensure_consumer()
+        except Exception as exc:  # no JetStream API access or no connection: bind anyway
+            log.warning("could not check the consumer", error=repr(exc))
+        try:
+            fresh = await self._bind()
+        except Exception as exc:
+            log.warning("re-bind failed; keeping the old subscription", error=repr(exc))
+            return psub
+        await self._quietly(psub.unsubscribe(), "unsubscribe")
+        self.rebinds += 1
+        return fresh
+
     async def _loop(self) -> None:
         psub = await self._bind()
         log.info("stt worker ready", worker=self.worker_id, model=self._stt.reference)
         errors = 0
+        idle = 0
         while not self._stopping.is_set():
             try:
                 msgs = await psub.fetch(
                     self._settings.batch_size, timeout=self._settings.fetch_timeout_s
                 )
             except TimeoutError:  # nats.errors.TimeoutError, or asyncio's from inside fetch: idle
+                idle += 1
+                if idle >= self._rebind_after_idle:
+                    idle = 0
+                    psub = await self._rebind(psub, "idle")
                 continue
-            except Exception as exc:  # connection churn: back off, and re-bind if it persists
+            except Exception as exc:  # connection churn, or the consumer is gone (503)
                 errors += 1
                 log.warning("fetch failed", error=repr(exc), consecutive=errors)
-                await asyncio.sleep(min(0.2 * errors, 2.0))
-                if errors % 5 == 0:
-                    await psub.unsubscribe()
-                    psub = await self._bind()
+                await self._pause(min(0.2 * errors, 2.0))
+                if errors % self._rebind_after_errors == 0:
+                    psub = await self._rebind(psub, "errors")
                 continue
             errors = 0
-            self._metrics.batch_size.observe(len(msgs))
-            await self._process_batch(msgs)
-        await psub.unsubscribe()
+            idle = 0
+            if not msgs:
+                continue
+            try:
+                self._metrics.batch_size.observe(len(msgs))
+                await self._process_batch(msgs)
+            except Exception:
+                # A bug, not a bad message: keep serving; unsettled messages come back after
+                # ack_wait and max_deliver bounds the retries.
+                log.exception("batch failed unexpectedly", worker=self.worker_id, size=len(msgs))
+        await self._quietly(psub.unsubscribe(), "unsubscribe")
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, but wake at once when the worker is stopped."""
+        try:
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
+
+    @staticmethod
+    async def _quietly(action: Awaitable[object], what: str, **context: object) -> bool:
+        """Await a NATS call whose failure must not end the loop (the connection may be gone)."""
+        try:
+            await action
+        except Exception as exc:
+            log.warning(f"{what} failed", error=repr(exc), **context)
+            return False
+        return True
 
     async def _process_batch(self, msgs: list[Msg]) -> None:
         pending = set(range(len(msgs)))
@@ -113,7 +200,14 @@ class SttWorker:
         keepalive = asyncio.create_task(self._keep_alive(msgs, pending))
         try:
             for i, msg in enumerate(msgs):
-                await self._handle(msg)
+                try:
+                    await self._handle(msg)
+                except Exception:
+                    # One message's unexpected failure must not cost the rest of the batch.
+                    log.exception("segment handling failed unexpectedly", subject=msg.subject)
+                    await self._quietly(
+                        msg.nak(delay=self._settings.nak_delay_s), "nak", subject=msg.subject
+                    )
                 pending.discard(i)
                 self._in_flight -= 1
         finally:
@@ -165,7 +259,12 @@ class SttWorker:
             self._metrics.audio_seconds.inc(segment.end - segment.start)
         except Exception as err:
             exc = err
-        await self._settle(msg, segment, exc)
+        try:
+            await self._settle(msg, segment, exc)
+        except Exception as err:
+            # Connection lost mid-settle: JetStream redelivers after ack_wait (a repeated result
+            # is harmless: the gateway de-duplicates by seq); go on with the next message.
+            log.warning("could not settle segment", error=repr(err), subject=msg.subject)
 
     async def _publish_result(self, result: Transcript | SegmentFailed) -> None:
         # The message id makes a re-run after a crash between publish and ack harmless.
@@ -184,8 +283,8 @@ class SttWorker:
         if fate is Fate.RETRY and delivered >= self._streams.max_deliver:
             fate = Fate.DEAD  # last attempt: the session must hear about it, not wait forever
         if fate is Fate.ACK:
-            self.processed += 1
             await msg.ack()
+            self.processed += 1  # counted once acked: a failed ack means it comes back
             return
         self._metrics.failures.labels(fate.value).inc()
         if fate is Fate.RETRY:

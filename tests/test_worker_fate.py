@@ -15,12 +15,14 @@ import msgspec
 import nats
 import pytest
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from prometheus_client import CollectorRegistry
 
 from nova_cli.runtime import connect_and_provision
 from nova_cli.stack import LocalStack
+from nova_common.languages import UnsupportedLanguage
 from nova_common.messages import (
     AudioSegment,
     ResultMessage,
@@ -29,10 +31,13 @@ from nova_common.messages import (
     msgpack_encoder,
     result_decoder,
 )
+from nova_common.metrics import SttMetrics
+from nova_common.provision import topology
 from nova_common.settings import Settings
 from nova_common.subjects import Subjects, new_session_id
 from nova_stt.service import make_worker
 from nova_stt.transcriber import SpeechToText
+from nova_stt.worker import SttWorker
 from tests.speech import speak, wer
 
 pytestmark = pytest.mark.slow  # the workers hold the real Whisper model
@@ -243,5 +248,213 @@ async def test_graceful_stop_loses_nothing(settings: Settings, whisper: SpeechTo
         finally:
             first.stop()
             await asyncio.gather(first_run, return_exceptions=True)
+            await nc.drain()
+            await worker_nc.drain()
+
+
+async def test_unknown_language_fails_on_the_first_delivery(
+    stack: LocalStack, settings: Settings, nc: Client
+) -> None:
+    js = nc.jetstream()
+    subjects = subjects_of(settings)
+    sid = new_session_id()
+    results = await nc.subscribe(subjects.results(sid))
+    pcm = speak("Good morning.").tobytes()
+    await publish(js, subjects, segment(sid, 0, pcm, language="xx"))
+
+    result = await next_result(results)
+    assert isinstance(result, SegmentFailed), result
+    assert (result.session_id, result.seq) == (sid, 0)
+    assert result.code == "unsupported_language"
+    assert "'xx'" in result.reason
+
+    async def drained() -> bool:
+        return await stream_messages(js, subjects.audio_stream) == 0
+
+    await eventually(drained, "the AUDIO stream to be empty")
+    consumer = await js.consumer_info(subjects.audio_stream, settings.stt.durable)
+    # Never retried: delivered exactly once (a fresh consumer per test), settled at once.
+    assert consumer.delivered.consumer_seq == 1
+    assert consumer.num_redelivered == 0
+    assert consumer.num_ack_pending == 0
+
+    # Codes are case-insensitive and "auto" means detect: both transcribe.
+    for seq, language in ((1, "EN"), (2, "auto")):
+        await publish(js, subjects, segment(sid, seq, pcm, language=language))
+        transcript = await next_transcript(results)
+        assert (transcript.seq, transcript.language) == (seq, "en")
+
+
+def test_faster_whispers_own_language_error_is_permanent(
+    whisper: SpeechToText, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Should our table ever let a code through that faster-whisper rejects, it is still final."""
+    monkeypatch.setattr("nova_stt.transcriber.check_language", lambda code: code or None)
+    with pytest.raises(UnsupportedLanguage, match="not a valid language code") as caught:
+        whisper.transcribe(speak("Hello.").tobytes(), language="xx", task="transcribe")
+    assert caught.value.code == "unsupported_language"
+
+
+def quick_retries(settings: Settings, **stt: object) -> Settings:
+    """Redeliveries within seconds: an unsettled message comes back after a 3 s ack wait."""
+    return msgspec.structs.replace(
+        settings,
+        stt=msgspec.structs.replace(settings.stt, nak_delay_s=0.5, **stt),
+        streams=msgspec.structs.replace(settings.streams, ack_wait_s=3.0),
+    )
+
+
+def fail_once(
+    original: Callable[..., Awaitable[None]], calls: list[str], error: Exception
+) -> Callable[..., Awaitable[None]]:
+    """``original``, except that its first call raises ``error``; ``calls`` counts them."""
+
+    async def flaky(*args: object, **kwargs: object) -> None:
+        calls.append(original.__name__)
+        if len(calls) == 1:
+            raise error
+        await original(*args, **kwargs)
+
+    return flaky
+
+
+@pytest.mark.parametrize(
+    ("settle", "language"),
+    [("ack", None), ("term", "xx")],
+    ids=["ack-fails", "term-fails"],
+)
+async def test_a_failed_settle_does_not_stop_the_worker(
+    settings: Settings,
+    whisper: SpeechToText,
+    monkeypatch: pytest.MonkeyPatch,
+    settle: str,
+    language: str | None,
+) -> None:
+    settings = quick_retries(settings)
+    subjects = subjects_of(settings)
+    calls: list[str] = []
+    # The connection "drops" on the first ack (or term) the worker sends.
+    monkeypatch.setattr(
+        Msg, settle, fail_once(getattr(Msg, settle), calls, nats.errors.ConnectionClosedError())
+    )
+    async with LocalStack(settings, stt_workers=1, model=whisper) as stack:
+        nc = await nats.connect(stack.nats_url)
+        try:
+            js = nc.jetstream()
+            sid = new_session_id()
+            results = await nc.subscribe(subjects.results(sid))
+            pcm = speak("Good morning.").tobytes()
+            await publish(js, subjects, segment(sid, 0, pcm, language=language))
+            first = await next_result(results)
+            assert first.seq == 0
+
+            # The worker lives on: the next segment is transcribed.
+            await publish(js, subjects, segment(sid, 1, pcm))
+            seen: list[ResultMessage] = []
+            while {r.seq for r in seen} != {0, 1}:
+                seen.append(await next_result(results))
+            # The unsettled segment came back (after ack_wait) and was settled this time.
+            assert any(r.seq == 0 for r in seen), seen
+            redone = next(r for r in seen if r.seq == 0)
+            assert type(redone) is type(first)
+
+            async def settled() -> bool:
+                consumer = await js.consumer_info(subjects.audio_stream, settings.stt.durable)
+                return consumer.num_ack_pending == 0 and consumer.num_pending == 0
+
+            await eventually(settled, "every segment settled")
+            assert calls.count(settle) >= 2  # the failed one, then the successful retry
+            assert not stack.failed.is_set()
+            assert stack.workers[0].processed >= 1
+        finally:
+            await nc.drain()
+
+
+@pytest.mark.parametrize("target", ["_handle", "_process_batch"])
+async def test_an_unexpected_error_does_not_stop_the_worker(
+    settings: Settings,
+    whisper: SpeechToText,
+    monkeypatch: pytest.MonkeyPatch,
+    target: str,
+) -> None:
+    settings = quick_retries(settings)
+    subjects = subjects_of(settings)
+    async with LocalStack(settings, stt_workers=1, model=whisper) as stack:
+        worker = stack.workers[0]
+        calls: list[str] = []
+        # A bug, not a bad message: the first call raises; the message must come back.
+        monkeypatch.setattr(
+            worker, target, fail_once(getattr(worker, target), calls, RuntimeError("bug"))
+        )
+        nc = await nats.connect(stack.nats_url)
+        try:
+            js = nc.jetstream()
+            sid = new_session_id()
+            results = await nc.subscribe(subjects.results(sid))
+            await publish(js, subjects, segment(sid, 0, speak("Good morning.").tobytes()))
+            transcript = await next_transcript(results)
+            assert transcript.seq == 0
+            assert len(calls) >= 2
+            consumer = await js.consumer_info(subjects.audio_stream, settings.stt.durable)
+            # It failed once and was delivered again (one message, two deliveries).
+            assert consumer.delivered.consumer_seq >= 2
+            assert not stack.failed.is_set()
+        finally:
+            await nc.drain()
+
+
+async def test_worker_recreates_a_deleted_consumer(
+    settings: Settings, whisper: SpeechToText
+) -> None:
+    # Short fetches and low thresholds, so idleness and errors trigger a re-bind within seconds.
+    settings = msgspec.structs.replace(
+        settings, stt=msgspec.structs.replace(settings.stt, fetch_timeout_s=0.2)
+    )
+    subjects = subjects_of(settings)
+    consumer_config = dict(topology(subjects, settings.streams, settings.stt).consumers)[
+        subjects.audio_stream
+    ]
+    async with LocalStack(settings, stt_workers=0) as stack:
+        nc = await nats.connect(stack.nats_url)
+        worker_nc = await connect_and_provision(
+            settings, name="nova-stt-rebind", url=stack.nats_url, create=False
+        )
+        worker = SttWorker(
+            worker_nc,
+            stt=whisper,
+            settings=settings.stt,
+            streams=settings.streams,
+            subjects=subjects,
+            metrics=SttMetrics.create(CollectorRegistry()),
+            consumer=consumer_config,
+            rebind_after_idle=3,
+            rebind_after_errors=2,
+        )
+        run = asyncio.create_task(worker.run())
+        try:
+            js = nc.jetstream()
+
+            async def rebound_when_idle() -> bool:
+                return worker.rebinds >= 1
+
+            await eventually(rebound_when_idle, "a re-bind after idle fetches", timeout=60.0)
+            assert worker.consumers_recreated == 0  # it existed: left alone
+
+            await js.delete_consumer(subjects.audio_stream, settings.stt.durable)
+            sid = new_session_id()
+            results = await nc.subscribe(subjects.results(sid))
+            await publish(js, subjects, segment(sid, 0, speak("Good morning.").tobytes()))
+
+            transcript = await next_transcript(results)
+            assert transcript.seq == 0
+            assert transcript.worker_id == worker.worker_id
+            assert worker.consumers_recreated >= 1
+            consumer = await js.consumer_info(subjects.audio_stream, settings.stt.durable)
+            assert consumer.config.max_deliver == settings.streams.max_deliver
+            assert consumer.config.ack_wait == settings.streams.ack_wait_s
+            assert not run.done()
+        finally:
+            worker.stop()
+            await asyncio.wait_for(run, RESULT_TIMEOUT_S)
             await nc.drain()
             await worker_nc.drain()
