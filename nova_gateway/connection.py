@@ -19,6 +19,7 @@ from nats.aio.subscription import Subscription
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from nova_common.languages import UnsupportedLanguage, check_language
 from nova_common.messages import (
     ErrorEvent,
     NoticeEvent,
@@ -173,9 +174,14 @@ class ClientConnection:
             return
         try:
             check_format(message.sample_rate, message.channels)
+            language = check_language(message.language)
         except AudioFormatError as exc:
             await self._error(exc.code, str(exc))
             return
+        except UnsupportedLanguage as exc:
+            await self._error(exc.code, str(exc))
+            return
+        message = msgspec.structs.replace(message, language=language or "auto")
         # Subscribe before any audio is published, so no result can slip past.
         self._subscription = await self._nc.subscribe(
             self._subjects.results(self.session_id), cb=self._on_result

@@ -144,6 +144,7 @@ BEFORE_START: list[tuple[str, str | bytes | dict[str, object] | list[object], st
         "unsupported_sample_rate",
     ),
     ("no channels", {"type": "start", "channels": 0}, "unsupported_channels"),
+    ("unknown language", {"type": "start", "language": "xx"}, "unsupported_language"),
     ("not JSON", "this is not {json", "invalid_json"),
     ("unknown type", {"type": "hello"}, "unknown_message_type"),
     ("no type", {"language": "en"}, "invalid_message"),
