@@ -63,6 +63,7 @@ async def run_up(settings: Settings, *, port: int | None) -> int:
         log.info("loading speech model", model=settings.stt.model)
         model = await asyncio.to_thread(load_model, settings)
         worker = await stack.add_worker(model)
+        await stack.wait_ready()
         host = settings.gateway.host
         gw_port = stack.gateway.port if stack.gateway else port
         print(

@@ -70,6 +70,14 @@ class LocalStack:
                 await self.add_worker(model)
         return self
 
+    async def wait_ready(self, timeout: float = 15.0) -> None:
+        """Until the gateway has heard every worker's heartbeat, so that a session started now
+        is not told that no worker is running."""
+        assert self.gateway is not None
+        wanted = {w.worker_id for w in self.workers}
+        async with asyncio.timeout(timeout):
+            await self.gateway.workers.wait_for("stt", wanted)
+
     async def add_worker(self, model: SpeechToText) -> SttWorker:
         nc = await connect_and_provision(
             self.settings, name="nova-stt", url=self.nats_url, create=False
@@ -104,7 +112,9 @@ class LocalStack:
             self._server.stop()
 
     async def __aenter__(self) -> LocalStack:
-        return await self.start()
+        await self.start()
+        await self.wait_ready()
+        return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()

@@ -10,8 +10,8 @@ from tqdm import tqdm
 
 from nova_client.decode import AudioFileError, AudioInfo, pcm_chunks, probe
 from nova_client.formats import FinalWriter, Format
-from nova_client.streaming import GatewayError, stream_audio
-from nova_common.messages import ErrorEvent, FinalEvent, StartMessage, Task
+from nova_client.streaming import GatewayError, GatewayUnreachable, SessionRefused, stream_audio
+from nova_common.messages import ErrorEvent, FinalEvent, NoticeEvent, StartMessage, Task
 
 
 async def run_transcribe(
@@ -43,19 +43,24 @@ async def run_transcribe(
             ok = await _transcribe_file(
                 path, info, url=url, start=start, fmt=fmt, realtime=realtime, output_dir=output_dir
             )
-        except GatewayError as exc:
+        except GatewayUnreachable as exc:
+            # No connection at all: the other files would fare no better.
             print(f"nova transcribe: {exc}", file=sys.stderr)
             return 1
+        except GatewayError as exc:
+            # This session was refused or broke off: a failure of this file only.
+            print(f"nova transcribe: {path}: {exc}", file=sys.stderr)
+            ok = False
         if not ok:
             status = 1
     return status
 
 
-def _open_output(output_dir: Path | None, path: Path, fmt: Format) -> TextIO:
+def _output_path(output_dir: Path | None, path: Path, fmt: Format) -> Path | None:
     if output_dir is None:
-        return sys.stdout
+        return None
     output_dir.mkdir(parents=True, exist_ok=True)
-    return (output_dir / f"{path.stem}.{'txt' if fmt == 'text' else fmt}").open("w")
+    return output_dir / f"{path.stem}.{'txt' if fmt == 'text' else fmt}"
 
 
 async def _transcribe_file(
@@ -69,7 +74,8 @@ async def _transcribe_file(
     output_dir: Path | None,
 ) -> bool:
     """Stream one file and write its finals; False when the file or a segment failed."""
-    out = _open_output(output_dir, path, fmt)
+    out_path = _output_path(output_dir, path, fmt)
+    out: TextIO = out_path.open("w") if out_path is not None else sys.stdout
     writer = FinalWriter(out, fmt, source=str(path))
     bar = tqdm(
         total=round(info.duration, 1) if info.duration else None,
@@ -92,6 +98,14 @@ async def _transcribe_file(
     def on_error(error: ErrorEvent) -> None:
         bar.write(f"nova transcribe: {path.name}: {error.code}: {error.reason}", file=sys.stderr)
 
+    noticed: set[tuple[str, str]] = set()
+
+    def on_notice(notice: NoticeEvent) -> None:
+        # Informational only: never a failure. The gateway may repeat one (at start and at stop).
+        if (notice.code, notice.reason) not in noticed:
+            noticed.add((notice.code, notice.reason))
+            bar.write(f"nova transcribe: note: {path.name}: {notice.reason}", file=sys.stderr)
+
     def on_sent(seconds: float) -> None:
         bar.update(round(seconds, 1) - bar.n)
 
@@ -104,10 +118,16 @@ async def _transcribe_file(
             on_final=on_final,
             on_error=on_error,
             on_sent=on_sent,
+            on_notice=on_notice,
         )
+    except (GatewayUnreachable, SessionRefused):
+        if out_path is not None:  # nothing was transcribed: leave no empty output file behind
+            out.close()
+            out_path.unlink(missing_ok=True)
+        raise
     finally:
         bar.close()
-        if out is not sys.stdout:
+        if out_path is not None:
             out.close()
     if result.input_error is not None:
         print(f"nova transcribe: {result.input_error}", file=sys.stderr)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Literal, TextIO
 
-from nova_common.messages import FinalEvent
+from nova_common.messages import FinalEvent, FinalRecord, json_encoder
 
 Format = Literal["text", "jsonl", "srt", "vtt"]
 FORMATS: tuple[Format, ...] = ("text", "jsonl", "srt", "vtt")
@@ -34,15 +33,16 @@ class FinalWriter:
         if self._fmt == "text":
             self._out.write(final.text + "\n")
         elif self._fmt == "jsonl":
-            record = {
-                "file": self._source,
-                "seq": final.seq,
-                "start": final.start,
-                "end": final.end,
-                "text": final.text,
-                "language": final.language,
-            }
-            self._out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            record = FinalRecord(
+                file=self._source,
+                seq=final.seq,
+                start=final.start,
+                end=final.end,
+                text=final.text,
+                language=final.language,
+            )
+            # msgspec: compact, fields in FinalRecord's order, non-ASCII as UTF-8 (no \u escapes).
+            self._out.write(json_encoder.encode(record).decode() + "\n")
         else:
             self._cue += 1
             sep = "," if self._fmt == "srt" else "."

@@ -14,6 +14,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from nova_common.messages import (
     ErrorEvent,
     FinalEvent,
+    NoticeEvent,
     SessionStarted,
     StartMessage,
     StopMessage,
@@ -27,11 +28,20 @@ class GatewayError(RuntimeError):
     pass
 
 
+class GatewayUnreachable(GatewayError):
+    """No connection could be made at all: no later session to the same URL will fare better."""
+
+
+class SessionRefused(GatewayError):
+    """The gateway answered ``start`` with an error, or closed before starting the session."""
+
+
 @dataclass
 class SessionResult:
     session_id: str = ""
     finals: list[FinalEvent] = field(default_factory=list)
     errors: list[ErrorEvent] = field(default_factory=list)
+    notices: list[NoticeEvent] = field(default_factory=list)
     summary: SummaryEvent | None = None
     # Reading the input failed part-way: what was sent is still transcribed, then this is raised.
     input_error: Exception | None = None
@@ -41,7 +51,49 @@ async def open_gateway(url: str, timeout: float = 10.0) -> ClientConnection:
     try:
         return await asyncio.wait_for(connect(url, max_size=None), timeout)
     except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
-        raise GatewayError(f"cannot reach the Nova gateway at {url}: {exc}") from exc
+        raise GatewayUnreachable(f"cannot reach the Nova gateway at {url}: {exc}") from exc
+
+
+def _close_reason(exc: ConnectionClosed) -> str:
+    if exc.rcvd is None:
+        return "no close frame"
+    return f"code {exc.rcvd.code}" + (f": {exc.rcvd.reason}" if exc.rcvd.reason else "")
+
+
+async def _start_session(
+    ws: ClientConnection,
+    start: StartMessage,
+    result: SessionResult,
+    on_notice: Callable[[NoticeEvent], None] | None,
+) -> None:
+    """Send ``start`` and wait for ``started``; notices that come first are passed on."""
+    try:
+        await ws.send(json_encoder.encode(start).decode())
+        while True:
+            raw = await ws.recv()
+            try:
+                event = server_event_decoder.decode(raw)
+            except msgspec.DecodeError:
+                continue  # an event type newer than this client: skip it
+            if isinstance(event, NoticeEvent):
+                result.notices.append(event)
+                if on_notice:
+                    on_notice(event)
+            elif isinstance(event, ErrorEvent):
+                raise SessionRefused(
+                    f"the gateway refused the session: {event.code}: {event.reason}"
+                )
+            elif isinstance(event, SessionStarted):
+                result.session_id = event.session_id
+                return
+            else:
+                raise SessionRefused(
+                    f"the gateway sent {type(event).__name__} before starting the session"
+                )
+    except ConnectionClosed as exc:
+        raise SessionRefused(
+            f"the gateway closed the connection before starting the session ({_close_reason(exc)})"
+        ) from exc
 
 
 async def stream_audio(
@@ -53,19 +105,18 @@ async def stream_audio(
     on_final: Callable[[FinalEvent], None] | None = None,
     on_error: Callable[[ErrorEvent], None] | None = None,
     on_sent: Callable[[float], None] | None = None,
+    on_notice: Callable[[NoticeEvent], None] | None = None,
 ) -> SessionResult:
     """Send ``start``, the PCM chunks (paced like a microphone when ``realtime``), then ``stop``;
-    return once the gateway's summary arrives."""
+    return once the gateway's summary arrives.
+
+    Raises ``GatewayUnreachable`` when no connection can be made, ``SessionRefused`` when the
+    gateway will not start the session, and ``GatewayError`` when the session breaks off."""
     result = SessionResult()
     bytes_per_second = start.sample_rate * start.channels * 2
     ws = await open_gateway(url)
     async with ws:
-        await ws.send(json_encoder.encode(start).decode())
-        first = server_event_decoder.decode(await ws.recv())
-        if isinstance(first, ErrorEvent):
-            raise GatewayError(f"gateway refused the session: {first.reason}")
-        assert isinstance(first, SessionStarted)
-        result.session_id = first.session_id
+        await _start_session(ws, start, result, on_notice)
 
         async def send_audio() -> None:
             began = time.monotonic()
@@ -111,8 +162,7 @@ async def stream_audio(
                         raise GatewayError(f"sending audio failed: {sender.exception()}") from exc
                     raise GatewayError(
                         f"the gateway closed the connection before the summary "
-                        f"(code {exc.rcvd.code if exc.rcvd else 'none'}: "
-                        f"{exc.rcvd.reason if exc.rcvd else ''})"
+                        f"({_close_reason(exc)})"
                     ) from exc
                 try:
                     event = server_event_decoder.decode(raw)
@@ -126,6 +176,10 @@ async def stream_audio(
                     result.errors.append(event)
                     if on_error:
                         on_error(event)
+                elif isinstance(event, NoticeEvent):
+                    result.notices.append(event)
+                    if on_notice:
+                        on_notice(event)
                 elif isinstance(event, SummaryEvent):
                     result.summary = event
                     break

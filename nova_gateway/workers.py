@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import msgspec
@@ -18,6 +19,7 @@ class WorkerRegistry:
         self._stale_after = stale_after_s
         self._seen: dict[str, tuple[float, WorkerHeartbeat]] = {}
         self._sub: Subscription | None = None
+        self._changed = asyncio.Condition()
 
     async def start(self, nc: Client, subjects: Subjects) -> None:
         self._sub = await nc.subscribe(subjects.worker_heartbeats("*"), cb=self._on_beat)
@@ -32,6 +34,15 @@ class WorkerRegistry:
         except msgspec.DecodeError:
             return
         self._seen[beat.worker_id] = (time.monotonic(), beat)
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def wait_for(self, role: str, worker_ids: set[str]) -> None:
+        """Until every one of ``worker_ids`` has been heard from."""
+        async with self._changed:
+            await self._changed.wait_for(
+                lambda: worker_ids <= {beat.worker_id for beat in self.alive(role)}
+            )
 
     def alive(self, role: str) -> list[WorkerHeartbeat]:
         now = time.monotonic()

@@ -41,7 +41,7 @@ from nova_client.streaming import GatewayError, stream_audio
 from nova_common.messages import StartMessage, Transcript, result_decoder
 from nova_common.nats_server import EmbeddedNatsServer, free_port
 from nova_common.subjects import Subjects
-from tests.speech import silence, speak, wer, write_wav
+from tests.speech import read_wav, resample, silence, speak, wer, write_wav
 
 pytestmark = pytest.mark.slow
 
@@ -403,6 +403,34 @@ def test_transcribe_missing_file_does_not_stop_the_others(
     assert result.returncode == 1
     assert "no such file" in result.stderr, result.stderr
     assert len(result.stdout.splitlines()) == 2, result.stdout
+
+
+def test_transcribe_a_4khz_file(up: RunningUp, two_sentences_wav: Path, tmp_path: Path) -> None:
+    """The gateway takes 8000–192000 Hz; the client resamples a slower file to 16 kHz itself."""
+    audio, rate, _ = read_wav(two_sentences_wav)
+    slow = write_wav(tmp_path / "slow.wav", resample(audio, rate, 4000), 4000)
+    result = transcribe(up, slow)
+    assert result.returncode == 0, result.stderr
+    assert "sample_rate" not in result.stderr, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2, result.stdout
+    assert wer(TWO_SENTENCES, lines) <= 0.5, lines
+
+
+def test_transcribe_refused_session_does_not_stop_the_others(
+    up: RunningUp, two_sentences_wav: Path, tmp_path: Path
+) -> None:
+    """A session the gateway refuses fails its file; the next file still gets its own try."""
+    other = tmp_path / "second.wav"
+    other.write_bytes(two_sentences_wav.read_bytes())
+    result = transcribe(up, two_sentences_wav, other, "--language", "xx")
+    assert result.returncode == 1, result
+    assert "Traceback" not in result.stderr, result.stderr
+    refusals = [line for line in result.stderr.splitlines() if "refused the session" in line]
+    assert len(refusals) == 2, result.stderr
+    assert str(two_sentences_wav) in refusals[0] and str(other) in refusals[1], refusals
+    assert all("unsupported_language" in line for line in refusals), refusals
+    assert result.stdout == ""
 
 
 def test_transcribe_not_audio(up: RunningUp, tmp_path: Path) -> None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import io
 import json
 
+import msgspec
 import pytest
 
 from nova_client.formats import FORMATS, FinalWriter, Format, timestamp
-from nova_common.messages import FinalEvent
+from nova_common.messages import FinalEvent, FinalRecord
 
 
 def final(seq: int, text: str, start: float, end: float) -> FinalEvent:
@@ -66,6 +67,21 @@ def test_jsonl_prints_every_final_including_empty_ones() -> None:
 def test_jsonl_keeps_non_ascii_text_readable() -> None:
     out = render("jsonl", [final(0, "Grüß Gott", 0.0, 1.0)])
     assert "Grüß Gott" in out
+
+
+def test_jsonl_lines_are_msgspec_encoded_final_records() -> None:
+    """Each line is exactly FinalRecord through msgspec.json: its fields, in its order."""
+    lines = render("jsonl", [*FINALS, final(3, "日本語の字幕", 4.0, 5.5)]).splitlines()
+    records = [msgspec.json.decode(line, type=FinalRecord) for line in lines]
+    assert records[3] == FinalRecord(
+        file="talk.wav", seq=3, start=4.0, end=5.5, text="日本語の字幕", language="en"
+    )
+    assert lines == [msgspec.json.encode(record).decode() for record in records]
+    assert lines[0] == (
+        '{"file":"talk.wav","seq":0,"start":0.5,"end":1.75,"text":"Hello there.","language":"en"}'
+    )
+    assert list(json.loads(lines[0])) == list(FinalRecord.__struct_fields__)
+    assert "\\u" not in lines[3] and "日本語の字幕" in lines[3]
 
 
 def test_srt_cues_are_numbered_from_one_with_comma_timestamps() -> None:
