@@ -83,6 +83,10 @@ class SttSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     nak_delay_s: float = 2.0
     heartbeat_interval_s: float = 2.0
     durable: str = "stt"
+    # A pull subscription can go quiet after a server restart (DESIGN §7): after this many empty
+    # fetches in a row, or failed ones, the worker checks its consumer and binds afresh.
+    rebind_after_idle: int = 30
+    rebind_after_errors: int = 5
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

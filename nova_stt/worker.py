@@ -64,14 +64,12 @@ class SttWorker:
         metrics: SttMetrics,
         worker_id: str | None = None,
         consumer: ConsumerConfig | None = None,
-        rebind_after_idle: int = 30,
-        rebind_after_errors: int = 5,
     ) -> None:
         if consumer is not None and consumer.durable_name != settings.durable:
             raise ValueError(
                 f"consumer config is for {consumer.durable_name!r}, worker binds {settings.durable!r}"
             )
-        if rebind_after_idle < 1 or rebind_after_errors < 1:
+        if settings.rebind_after_idle < 1 or settings.rebind_after_errors < 1:
             raise ValueError("rebind_after_idle and rebind_after_errors must be at least 1")
         self._nc = nc
         self._js: JetStreamContext = nc.jetstream()
@@ -84,8 +82,8 @@ class SttWorker:
         self._stopping = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whisper")
         self._consumer = consumer
-        self._rebind_after_idle = rebind_after_idle
-        self._rebind_after_errors = rebind_after_errors
+        self._rebind_after_idle = settings.rebind_after_idle
+        self._rebind_after_errors = settings.rebind_after_errors
         self.processed = 0
         self.rebinds = 0  # fresh subscriptions bound after idleness or errors
         self.consumers_recreated = 0

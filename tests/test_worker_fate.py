@@ -422,13 +422,13 @@ async def test_worker_recreates_a_deleted_consumer(
         worker = SttWorker(
             worker_nc,
             stt=whisper,
-            settings=settings.stt,
+            settings=msgspec.structs.replace(
+                settings.stt, rebind_after_idle=3, rebind_after_errors=2
+            ),
             streams=settings.streams,
             subjects=subjects,
             metrics=SttMetrics.create(CollectorRegistry()),
             consumer=consumer_config,
-            rebind_after_idle=3,
-            rebind_after_errors=2,
         )
         run = asyncio.create_task(worker.run())
         try:
