@@ -242,7 +242,11 @@ async def test_graceful_stop_loses_nothing(settings: Settings, whisper: SpeechTo
             await eventually(all_done, "all three transcripts, nothing left to deliver")
             await drain_results(0.5)  # a duplicate, were there one, would show up now
             assert Counter(t.seq for t in transcripts) == {0: 1, 1: 1, 2: 1}
-            assert first.processed + second.processed == len(SENTENCES)
+
+            async def counted() -> bool:  # `processed` counts after the ack call returns
+                return first.processed + second.processed == len(SENTENCES)
+
+            await eventually(counted, "both workers to have counted their acks", timeout=10.0)
             by_seq = sorted(transcripts, key=lambda t: t.seq)
             assert wer(SENTENCES, [t.text for t in by_seq]) <= 0.2, [t.text for t in by_seq]
         finally:
