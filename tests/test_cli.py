@@ -336,6 +336,20 @@ def test_transcribe_text(up: RunningUp, two_sentences_wav: Path) -> None:
     assert wer(TWO_SENTENCES, lines) <= 0.25, lines
 
 
+def test_transcribe_realtime_is_paced_like_a_microphone(
+    up: RunningUp, two_sentences_wav: Path
+) -> None:
+    audio, rate, _ = read_wav(two_sentences_wav)
+    duration = len(audio) / rate
+    began = time.monotonic()
+    result = transcribe(up, two_sentences_wav, "--realtime")
+    elapsed = time.monotonic() - began
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 2, result.stdout
+    # A paced stream cannot end before the audio has played (a lower bound: noise only adds).
+    assert elapsed >= duration * 0.95, (elapsed, duration)
+
+
 def test_transcribe_jsonl(up: RunningUp, two_sentences_wav: Path) -> None:
     result = transcribe(up, two_sentences_wav, "--format", "jsonl")
     assert result.returncode == 0, result.stderr
