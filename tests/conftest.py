@@ -16,6 +16,9 @@ from nova_common.settings import Settings, load_settings
 from nova_stt.service import load_model
 from nova_stt.transcriber import SpeechToText
 
+# Fixtures of the process tests (tests/processes.py), made available to every test module.
+from tests.processes import cli_data_dir, cli_dir, two_sentences_wav  # noqa: F401
+
 REPO = Path(__file__).resolve().parent.parent
 
 
