@@ -27,10 +27,12 @@ def stop_on_signals(stop: asyncio.Event) -> None:
 
 
 async def connect_and_provision(
-    settings: Settings, *, name: str, url: str | None = None, create: bool = True
+    settings: Settings, *, name: str, url: str | None = None, create: bool | None = None
 ) -> Client:
+    """Connect, then create or update the streams and consumers: always when ``create`` is
+    True (`nova init`), never when False, and by default as ``nats.provision`` says."""
     nc = await connect(settings.nats, name=name, url=url)
-    if create:
+    if settings.nats.provision if create is None else create:
         subjects = Subjects(settings.nats.subject_prefix)
         await provision.provision(
             nc.jetstream(), provision.topology(subjects, settings.streams, settings.stt)

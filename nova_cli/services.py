@@ -126,7 +126,7 @@ async def run_stt(settings: Settings, *, metrics_port: int | None) -> int:
 
 
 async def run_init(settings: Settings) -> int:
-    nc = await connect_and_provision(settings, name="nova-init")
+    nc = await connect_and_provision(settings, name="nova-init", create=True)
     await nc.drain()
     prefix = settings.nats.subject_prefix
     print(f"streams and consumers for prefix {prefix!r} are in place", file=sys.stdout)

@@ -30,6 +30,9 @@ class NatsSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     connect_timeout_s: float = 5.0
     # How long a starting service waits for NATS before giving up with an error.
     connect_wait_s: float = 10.0
+    # Services create/update streams and consumers at start-up; turn off where they run without
+    # JetStream admin rights and an operator runs `nova init` instead.
+    provision: bool = True
 
 
 class StreamSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

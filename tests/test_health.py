@@ -11,10 +11,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 
+from nova_cli.runtime import connect_and_provision
 from nova_cli.stack import LocalStack
 from nova_common.settings import Settings
 
@@ -132,3 +134,20 @@ async def test_query_string_is_ignored(no_workers: LocalStack) -> None:
     reply = await get(f"{no_workers.http_url}/health?probe=k8s")
     assert reply.status == 200
     assert reply.json() == {"status": "ok"}
+
+
+async def test_without_provisioning_missing_streams_are_reported(settings: Settings) -> None:
+    """A gateway told not to provision (no admin rights) says what `nova init` has to create."""
+    unprovisioned = msgspec.structs.replace(
+        settings, nats=msgspec.structs.replace(settings.nats, provision=False)
+    )
+    async with LocalStack(unprovisioned, stt_workers=0) as running:
+        report = (await get(f"{running.http_url}/health/full")).json()
+        prefix = settings.nats.subject_prefix.upper()
+        assert f"stream {prefix}_AUDIO" in report["missing"]
+        assert f"consumer {prefix}_AUDIO/stt" in report["missing"]
+
+        nc = await connect_and_provision(unprovisioned, name="test-init", create=True)
+        await nc.drain()
+        report = (await get(f"{running.http_url}/health/full")).json()
+        assert report["missing"] == ["stt worker"]
