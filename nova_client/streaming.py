@@ -15,6 +15,7 @@ from nova_common.messages import (
     ErrorEvent,
     FinalEvent,
     NoticeEvent,
+    ServerEvent,
     SessionStarted,
     StartMessage,
     StopMessage,
@@ -60,6 +61,15 @@ def _close_reason(exc: ConnectionClosed) -> str:
     return f"code {exc.rcvd.code}" + (f": {exc.rcvd.reason}" if exc.rcvd.reason else "")
 
 
+async def _next_event(ws: ClientConnection) -> ServerEvent:
+    """The next event this client understands; event types newer than it are skipped."""
+    while True:
+        try:
+            return server_event_decoder.decode(await ws.recv())
+        except msgspec.DecodeError:
+            continue
+
+
 async def _start_session(
     ws: ClientConnection,
     start: StartMessage,
@@ -70,11 +80,7 @@ async def _start_session(
     try:
         await ws.send(json_encoder.encode(start).decode())
         while True:
-            raw = await ws.recv()
-            try:
-                event = server_event_decoder.decode(raw)
-            except msgspec.DecodeError:
-                continue  # an event type newer than this client: skip it
+            event = await _next_event(ws)
             if isinstance(event, NoticeEvent):
                 result.notices.append(event)
                 if on_notice:
@@ -156,7 +162,7 @@ async def stream_audio(
         try:
             while True:
                 try:
-                    raw = await ws.recv()
+                    event = await _next_event(ws)
                 except ConnectionClosed as exc:
                     if sender.done() and sender.exception():
                         raise GatewayError(f"sending audio failed: {sender.exception()}") from exc
@@ -164,10 +170,6 @@ async def stream_audio(
                         f"the gateway closed the connection before the summary "
                         f"({_close_reason(exc)})"
                     ) from exc
-                try:
-                    event = server_event_decoder.decode(raw)
-                except msgspec.DecodeError:
-                    continue  # an event type newer than this client: skip it
                 if isinstance(event, FinalEvent):
                     result.finals.append(event)
                     if on_final:
