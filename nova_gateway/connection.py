@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+from typing import Literal
 
 import msgspec
 import structlog
@@ -74,6 +75,7 @@ class ClientConnection:
         self._session: Session | None = None
         self._subscription: Subscription | None = None
         self._watchdog: asyncio.Task[None] | None = None
+        self._shutdown_waiter: asyncio.Task[Literal[True]] | None = None
         self._log = log.bind(session_id=self.session_id)
 
     async def run(self) -> None:
@@ -88,8 +90,9 @@ class ClientConnection:
                 self._log.info("client left", close_code=self._ws.close_code)
         finally:
             self._metrics.sessions_active.dec()
-            if self._watchdog is not None:
-                self._watchdog.cancel()
+            for task in (self._watchdog, self._shutdown_waiter):
+                if task is not None:
+                    task.cancel()
             if self._subscription is not None:
                 with contextlib.suppress(Exception):  # NATS connection already gone
                     await self._subscription.unsubscribe()
@@ -98,10 +101,10 @@ class ClientConnection:
         """The next frame, or None when the gateway is shutting down."""
         if self._shutting_down.is_set():
             return None
+        if self._shutdown_waiter is None:  # one per connection, not one per audio frame
+            self._shutdown_waiter = asyncio.ensure_future(self._shutting_down.wait())
         receive = asyncio.ensure_future(self._ws.recv())
-        stop = asyncio.ensure_future(self._shutting_down.wait())
-        await asyncio.wait({receive, stop}, return_when=asyncio.FIRST_COMPLETED)
-        stop.cancel()
+        await asyncio.wait({receive, self._shutdown_waiter}, return_when=asyncio.FIRST_COMPLETED)
         if receive.done():
             return receive.result()
         receive.cancel()  # websockets: cancelling recv() loses no message
