@@ -35,6 +35,7 @@ async def connect_and_provision(
     if settings.nats.provision if create is None else create:
         subjects = Subjects(settings.nats.subject_prefix)
         await provision.provision(
-            nc.jetstream(), provision.topology(subjects, settings.streams, settings.stt)
+            nc.jetstream(),
+            provision.topology(subjects, settings.streams, settings.stt, settings.mt),
         )
     return nc

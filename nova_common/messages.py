@@ -28,8 +28,24 @@ class AudioSegment(msgspec.Struct, frozen=True, kw_only=True):
     sample_rate: int = 16000
     language: str | None = None
     task: Task = "transcribe"
+    # Target languages for the MT stage (Whisper codes); the STT worker forwards the transcript.
     translate_to: tuple[str, ...] = ()
+    # Also translate the speech to English with Whisper's own translate task, in the STT worker.
+    whisper_translate: bool = False
     # Wall-clock time the gateway published it, for queueing-delay metrics.
+    sent_at: float = 0.0
+
+
+class TranslationRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """A final transcript some session wants in other languages (TEXT stream, for MT workers)."""
+
+    session_id: str
+    seq: int
+    text: str
+    source_language: str
+    targets: tuple[str, ...]
+    start: float
+    end: float
     sent_at: float = 0.0
 
 
@@ -61,7 +77,35 @@ class SegmentFailed(
     worker_id: str
 
 
-ResultMessage = Transcript | SegmentFailed
+class Translation(msgspec.Struct, frozen=True, kw_only=True, tag="translation", tag_field="type"):
+    """One final in one target language; ``seq`` names the final it translates."""
+
+    session_id: str
+    seq: int
+    language: str  # the target
+    source_language: str
+    text: str
+    backend: str  # e.g. "apertium", "ct2:nllb-200-distilled-600M", "whisper"
+    worker_id: str
+    compute_s: float = 0.0
+
+
+class TranslationFailed(
+    msgspec.Struct, frozen=True, kw_only=True, tag="translation_failed", tag_field="type"
+):
+    """A translation that will not come (no backend for the pair, or it kept failing); the
+    transcript itself was delivered."""
+
+    session_id: str
+    seq: int
+    language: str
+    source_language: str
+    code: str
+    reason: str
+    worker_id: str
+
+
+ResultMessage = Transcript | SegmentFailed | Translation | TranslationFailed
 
 
 class WorkerHeartbeat(msgspec.Struct, frozen=True, kw_only=True):
@@ -74,6 +118,9 @@ class WorkerHeartbeat(msgspec.Struct, frozen=True, kw_only=True):
     processed: int
     in_flight: int
     sent_at: float
+    # MT workers: the translation backends they run, e.g. ("ct2:nllb-200-distilled-600M",
+    # "apertium"); the gateway routes English to Whisper unless a neural one is there.
+    backends: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------- client → gateway
@@ -87,13 +134,21 @@ class StartMessage(msgspec.Struct, frozen=True, kw_only=True, tag="start", tag_f
     sample_rate: int = 16000
     channels: int = 1
     encoding: Literal["pcm_s16le"] = "pcm_s16le"
+    # Languages (Whisper codes) each final should also be translated into.
+    translate_to: tuple[str, ...] = ()
+
+
+class UpdateMessage(msgspec.Struct, frozen=True, kw_only=True, tag="update", tag_field="type"):
+    """Changes a running session; applies to utterances that end from now on."""
+
+    translate_to: tuple[str, ...] | None = None
 
 
 class StopMessage(msgspec.Struct, frozen=True, kw_only=True, tag="stop", tag_field="type"):
     """No more audio: flush the last utterance and send a summary once every final is in."""
 
 
-ClientMessage = StartMessage | StopMessage
+ClientMessage = StartMessage | UpdateMessage | StopMessage
 
 # --------------------------------------------------------------------------- gateway → client
 
@@ -104,6 +159,14 @@ class SessionStarted(msgspec.Struct, frozen=True, kw_only=True, tag="started", t
     channels: int
     language: str
     task: Task
+    translate_to: tuple[str, ...] = ()
+
+
+class SessionUpdated(msgspec.Struct, frozen=True, kw_only=True, tag="updated", tag_field="type"):
+    """The answer to ``update``: the session's settings now in effect."""
+
+    session_id: str
+    translate_to: tuple[str, ...]
 
 
 class FinalEvent(msgspec.Struct, frozen=True, kw_only=True, tag="final", tag_field="type"):
@@ -117,6 +180,21 @@ class FinalEvent(msgspec.Struct, frozen=True, kw_only=True, tag="final", tag_fie
     revision: int = 0
 
 
+class TranslationEvent(
+    msgspec.Struct, frozen=True, kw_only=True, tag="translation", tag_field="type"
+):
+    """A final's text in one target language; always sent after the final it translates."""
+
+    session_id: str
+    seq: int
+    language: str
+    source_language: str
+    text: str
+    start: float
+    end: float
+    backend: str
+
+
 class ErrorEvent(msgspec.Struct, frozen=True, kw_only=True, tag="error", tag_field="type"):
     """A problem the client should know about; ``fatal`` means the gateway closes next."""
 
@@ -124,6 +202,8 @@ class ErrorEvent(msgspec.Struct, frozen=True, kw_only=True, tag="error", tag_fie
     reason: str
     session_id: str | None = None
     seq: int | None = None
+    # For a translation that failed: its target language (the final itself was delivered).
+    language: str | None = None
     fatal: bool = False
 
 
@@ -143,9 +223,19 @@ class SummaryEvent(msgspec.Struct, frozen=True, kw_only=True, tag="summary", tag
     finals: int
     failed: int
     audio_seconds: float
+    translations: int = 0
+    translations_failed: int = 0
 
 
-ServerEvent = SessionStarted | FinalEvent | ErrorEvent | NoticeEvent | SummaryEvent
+ServerEvent = (
+    SessionStarted
+    | SessionUpdated
+    | FinalEvent
+    | TranslationEvent
+    | ErrorEvent
+    | NoticeEvent
+    | SummaryEvent
+)
 
 # --------------------------------------------------------------------------- HTTP and CLI output
 
@@ -157,9 +247,10 @@ class HealthReport(msgspec.Struct, frozen=True, kw_only=True):
     missing: list[str]
     nats: bool
     stt_workers: list[str]
+    mt_workers: list[str] = []
 
 
-class FinalRecord(msgspec.Struct, frozen=True, kw_only=True):
+class FinalRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """One line of ``nova transcribe --format jsonl``."""
 
     file: str
@@ -168,12 +259,15 @@ class FinalRecord(msgspec.Struct, frozen=True, kw_only=True):
     end: float
     text: str
     language: str
+    # Target language → translated text, when ``--translate-to`` asked for any.
+    translations: dict[str, str] = {}
 
 
 # Encoders are thread-safe and cheap to reuse.
 msgpack_encoder = msgspec.msgpack.Encoder()
 json_encoder = msgspec.json.Encoder()
 segment_decoder = msgspec.msgpack.Decoder(AudioSegment)
+translation_request_decoder = msgspec.msgpack.Decoder(TranslationRequest)
 result_decoder: msgspec.msgpack.Decoder[ResultMessage] = msgspec.msgpack.Decoder(ResultMessage)
 heartbeat_decoder = msgspec.msgpack.Decoder(WorkerHeartbeat)
 client_message_decoder: msgspec.json.Decoder[ClientMessage] = msgspec.json.Decoder(ClientMessage)

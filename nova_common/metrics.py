@@ -18,6 +18,7 @@ class GatewayMetrics:
     client_errors: Counter
     finals_delivered: Counter
     final_latency: Histogram
+    translations_delivered: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> GatewayMetrics:
@@ -47,6 +48,10 @@ class GatewayMetrics:
                 "nova_gateway_final_latency_seconds",
                 "Utterance published to its final delivered",
                 buckets=_LATENCY_BUCKETS, registry=registry,
+            ),
+            translations_delivered=Counter(
+                "nova_gateway_translations_delivered", "Translations forwarded to clients",
+                registry=registry,
             ),
         )  # fmt: skip
 
@@ -78,5 +83,44 @@ class SttMetrics:
             batch_size=Histogram(
                 "nova_stt_batch_size", "Messages per fetched batch",
                 buckets=(1, 2, 4, 8, 16, 32), registry=registry,
+            ),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class MtMetrics:
+    translations: Counter
+    failures: Counter
+    batch_size: Histogram
+    group_size: Histogram
+    translate_seconds: Histogram
+    cache_hits: Counter
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> MtMetrics:
+        return cls(
+            translations=Counter(
+                "nova_mt_translations", "Sentences translated, by backend", ["backend"],
+                registry=registry,
+            ),
+            failures=Counter(
+                "nova_mt_failures", "Translation requests that failed, by fate", ["fate"],
+                registry=registry,
+            ),
+            batch_size=Histogram(
+                "nova_mt_batch_size", "Messages per fetched batch",
+                buckets=(1, 2, 4, 8, 16, 32, 64), registry=registry,
+            ),
+            group_size=Histogram(
+                "nova_mt_group_size", "Sentences per backend call (one language pair)",
+                buckets=(1, 2, 4, 8, 16, 32, 64), registry=registry,
+            ),
+            translate_seconds=Histogram(
+                "nova_mt_translate_seconds", "Backend time per call",
+                buckets=_LATENCY_BUCKETS, registry=registry,
+            ),
+            cache_hits=Counter(
+                "nova_mt_cache_hits", "Sentences answered from the worker's cache",
+                registry=registry,
             ),
         )  # fmt: skip

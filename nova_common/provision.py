@@ -16,7 +16,7 @@ from nats.js.api import (
 )
 from nats.js.errors import NotFoundError
 
-from nova_common.settings import StreamSettings, SttSettings
+from nova_common.settings import MtSettings, StreamSettings, SttSettings
 from nova_common.subjects import Subjects
 
 log = structlog.get_logger(__name__)
@@ -46,7 +46,9 @@ def _work_queue(name: str, subject: str, description: str, streams: StreamSettin
     )
 
 
-def topology(subjects: Subjects, streams: StreamSettings, stt: SttSettings) -> Topology:
+def topology(
+    subjects: Subjects, streams: StreamSettings, stt: SttSettings, mt: MtSettings
+) -> Topology:
     audio = _work_queue(
         subjects.audio_stream,
         subjects.audio_all,
@@ -80,9 +82,18 @@ def topology(subjects: Subjects, streams: StreamSettings, stt: SttSettings) -> T
         filter_subject=subjects.audio_all,
         max_ack_pending=10_000,
     )
+    mt_consumer = ConsumerConfig(
+        durable_name=mt.durable,
+        description="Translation workers share this pull consumer",
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=streams.ack_wait_s,
+        max_deliver=streams.max_deliver,
+        filter_subject=subjects.text_all,
+        max_ack_pending=10_000,
+    )
     return Topology(
         streams=(audio, text, results),
-        consumers=((subjects.audio_stream, stt_consumer),),
+        consumers=((subjects.audio_stream, stt_consumer), (subjects.text_stream, mt_consumer)),
     )
 
 

@@ -21,6 +21,7 @@ DOCUMENTS: dict[str, tuple[str, Any]] = {
     "client-messages.json": ("Client → gateway text frames on /ws", m.ClientMessage),
     "server-events.json": ("Gateway → client events on /ws", m.ServerEvent),
     "audio-segment.json": ("nova.audio.<sid> payload (msgpack)", m.AudioSegment),
+    "translation-request.json": ("nova.text.<sid> payload (msgpack)", m.TranslationRequest),
     "result.json": ("nova.results.<sid> payload (msgpack)", m.ResultMessage),
     "worker-heartbeat.json": ("nova.workers.<role> payload (msgpack)", m.WorkerHeartbeat),
     "health-report.json": ("GET /health/full response", m.HealthReport),
@@ -58,10 +59,19 @@ def _asyncapi() -> dict[str, Any]:
                 "(work queue, discard new); header Nats-Msg-Id: <sid>:<seq>:<kind>.",
                 "messages": {"AudioSegment": {"payload": ref("audio-segment.json")}},
             },
+            "text": {
+                "address": "nova.text.{session_id}",
+                "description": "Finals that a session wants translated, from STT workers to MT "
+                "workers. JetStream stream NOVA_TEXT (work queue), durable consumer 'mt'; header "
+                "Nats-Msg-Id: <sid>:<seq>:text.",
+                "messages": {"TranslationRequest": {"payload": ref("translation-request.json")}},
+            },
             "results": {
                 "address": "nova.results.{session_id}",
-                "description": "Transcripts and failures per session. JetStream stream "
-                "NOVA_RESULTS (limits, short max_age) for replay; gateways core-subscribe.",
+                "description": "Transcripts, translations and failures per session. JetStream "
+                "stream NOVA_RESULTS (limits, short max_age) for replay; gateways core-subscribe. "
+                "Translations carry the seq of the final they translate; Nats-Msg-Id "
+                "<sid>:<seq>:translation:<lang>.",
                 "messages": {"Result": {"payload": ref("result.json")}},
             },
             "workers": {

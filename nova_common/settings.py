@@ -11,7 +11,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 import platformdirs
@@ -92,6 +92,33 @@ class SttSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     rebind_after_errors: int = 5
 
 
+class MtSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    # CTranslate2 translation models: names under <data_dir>/models/mt or directories; empty
+    # means every installed one.
+    models: tuple[str, ...] = ()
+    # Use Debian's Apertium (rule-based) for the pairs it has installed.
+    apertium: bool = True
+    apertium_command: str = "apertium"
+    device: str = "cpu"
+    compute_type: str = "default"
+    cpu_threads: int = 0
+    beam_size: int = 4
+    # Bounds a translation's length (tokens): a runaway decode must not hold the worker.
+    max_decoding_length: int = 256
+    # Repeated sentences ("Thank you.", "Yes.") are translated once per worker.
+    cache_size: int = 2048
+    # Speech → English: "whisper" (the STT worker's translate task), "text" (an MT backend), or
+    # "auto": text when an MT worker runs a neural (ct2) model, else Whisper.
+    english_via: Literal["auto", "whisper", "text"] = "auto"
+    batch_size: int = 32
+    fetch_timeout_s: float = 1.0
+    nak_delay_s: float = 2.0
+    heartbeat_interval_s: float = 2.0
+    durable: str = "mt"
+    rebind_after_idle: int = 30
+    rebind_after_errors: int = 5
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     data_dir: str = msgspec.field(
         default_factory=lambda: platformdirs.user_data_dir("nova-voice", appauthor=False)
@@ -103,6 +130,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     vad: VadSettings = msgspec.field(default_factory=VadSettings)
     gateway: GatewaySettings = msgspec.field(default_factory=GatewaySettings)
     stt: SttSettings = msgspec.field(default_factory=SttSettings)
+    mt: MtSettings = msgspec.field(default_factory=MtSettings)
 
     @property
     def models_dir(self) -> Path:
@@ -117,6 +145,7 @@ _SECTIONS = {
         ("vad", VadSettings),
         ("gateway", GatewaySettings),
         ("stt", SttSettings),
+        ("mt", MtSettings),
     )
 }
 _TOP_LEVEL = {"data_dir", "log_level", "log_format"}
@@ -134,9 +163,17 @@ def _env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
         for section, typ in _SECTIONS.items():
             field = name.removeprefix(section + "_")
             if field != name and field in typ.__struct_fields__:
-                layer.setdefault(section, {})[field] = value
+                layer.setdefault(section, {})[field] = _env_value(typ, field, value)
                 break
     return layer
+
+
+def _env_value(typ: type[msgspec.Struct], field: str, value: str) -> Any:
+    """List settings come from the environment comma-separated: ``NOVA_MT_MODELS=a,b``."""
+    info = next(f for f in msgspec.structs.fields(typ) if f.name == field)
+    if getattr(info.type, "__origin__", None) is tuple:
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
 
 
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:

@@ -20,8 +20,9 @@ def make_gateway(nc: Client, settings: Settings, registry: CollectorRegistry) ->
         settings=settings.gateway,
         vad=settings.vad,
         subjects=subjects,
-        topology=provision.topology(subjects, settings.streams, settings.stt),
+        topology=provision.topology(subjects, settings.streams, settings.stt, settings.mt),
         registry=registry,
+        english_via=settings.mt.english_via,
     )
 
 

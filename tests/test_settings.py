@@ -148,3 +148,96 @@ def test_settings_are_immutable() -> None:
     settings: Settings = load_settings(environ={})
     with pytest.raises(AttributeError):
         settings.gateway.port = 1  # type: ignore[misc]
+
+
+# --------------------------------------------------------------------------- [mt]
+
+
+def test_mt_defaults() -> None:
+    mt = load_settings(environ={}).mt
+    assert mt.models == ()
+    assert mt.apertium is True
+    assert mt.english_via == "auto"
+    assert mt.cache_size == 2048
+    assert mt.durable == "mt"
+
+
+def test_mt_section_from_toml(tmp_path: Path) -> None:
+    path = write_toml(
+        tmp_path,
+        """
+[mt]
+models = ["nllb-200-distilled-600M", "/opt/models/opus-en-de"]
+apertium = false
+english_via = "text"
+beam_size = 2
+cache_size = 16
+""",
+    )
+    mt = load_settings(config_file=path, environ={}).mt
+    assert mt.models == ("nllb-200-distilled-600M", "/opt/models/opus-en-de")
+    assert mt.apertium is False
+    assert mt.english_via == "text"
+    assert mt.beam_size == 2
+    assert mt.cache_size == 16
+    assert mt.device == "cpu"  # not mentioned: default
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("a,b", ("a", "b")), (" a , ,b ,", ("a", "b")), ("only", ("only",)), ("", ())],
+)
+def test_mt_models_from_the_environment_are_comma_separated(
+    value: str, expected: tuple[str, ...]
+) -> None:
+    assert load_settings(environ={"NOVA_MT_MODELS": value}).mt.models == expected
+
+
+def test_mt_environment_beats_toml_for_a_list(tmp_path: Path) -> None:
+    path = write_toml(tmp_path, '[mt]\nmodels = ["x", "y", "z"]\n')
+    settings = load_settings(config_file=path, environ={"NOVA_MT_MODELS": "a"})
+    assert settings.mt.models == ("a",)
+
+
+def test_mt_scalars_from_the_environment_are_coerced() -> None:
+    mt = load_settings(
+        environ={
+            "NOVA_MT_APERTIUM": "false",
+            "NOVA_MT_CACHE_SIZE": "10",
+            "NOVA_MT_ENGLISH_VIA": "whisper",
+            "NOVA_MT_DEVICE": "cuda",
+        }
+    ).mt
+    assert mt.apertium is False
+    assert mt.cache_size == 10
+    assert mt.english_via == "whisper"
+    assert mt.device == "cuda"
+
+
+def test_mt_english_via_must_be_a_known_mode() -> None:
+    with pytest.raises(ConfigError, match=r"mt\.english_via"):
+        load_settings(environ={"NOVA_MT_ENGLISH_VIA": "google"})
+
+
+def test_mt_english_via_from_toml_must_be_a_known_mode(tmp_path: Path) -> None:
+    path = write_toml(tmp_path, '[mt]\nenglish_via = "both"\n')
+    with pytest.raises(ConfigError, match=r"mt\.english_via"):
+        load_settings(config_file=path, environ={})
+
+
+def test_unknown_mt_key_in_toml_raises_config_error(tmp_path: Path) -> None:
+    path = write_toml(tmp_path, '[mt]\nmodel = "nllb"\n')  # "models" is the key
+    with pytest.raises(ConfigError, match=r"`model`.*mt"):
+        load_settings(config_file=path, environ={})
+
+
+def test_mt_models_must_be_strings(tmp_path: Path) -> None:
+    path = write_toml(tmp_path, "[mt]\nmodels = [1, 2]\n")
+    with pytest.raises(ConfigError, match=r"mt\.models"):
+        load_settings(config_file=path, environ={})
+
+
+def test_mt_list_parsing_does_not_touch_other_sections() -> None:
+    # Only tuple fields are split on commas; a URL with commas stays whole.
+    settings = load_settings(environ={"NOVA_NATS_URL": "nats://a:4222,nats://b:4222"})
+    assert settings.nats.url == "nats://a:4222,nats://b:4222"
