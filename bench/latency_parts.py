@@ -115,7 +115,7 @@ class Timeline:
 
     async def on_result(self, msg: Msg) -> None:
         result = result_decoder.decode(msg.data)
-        if result.kind == "final" and isinstance(result, Transcript):
+        if isinstance(result, Transcript) and result.kind == "final":
             self.result_at.setdefault(result.seq, time.monotonic())
             self.worker_compute_s[result.seq] = result.compute_s
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from nats.aio.client import Client
 from prometheus_client import CollectorRegistry
 
@@ -32,7 +30,7 @@ def make_worker(
 ) -> SttWorker:
     subjects = Subjects(settings.nats.subject_prefix)
     # The worker re-creates its durable consumer from this config should it vanish.
-    consumers = dict(topology(subjects, settings.streams, settings.stt).consumers)
+    consumers = dict(topology(subjects, settings.streams, settings.stt, settings.mt).consumers)
     return SttWorker(
         nc,
         stt=model,
@@ -42,13 +40,3 @@ def make_worker(
         metrics=SttMetrics.create(registry),
         consumer=consumers[subjects.audio_stream],
     )
-
-
-async def work_until(worker: SttWorker, stop: asyncio.Event) -> None:
-    """Stops fetching when ``stop`` is set; the batch in hand is finished and acked first."""
-    run = asyncio.create_task(worker.run())
-    stopper = asyncio.create_task(stop.wait())
-    await asyncio.wait({run, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    worker.stop()
-    stopper.cancel()
-    await run

@@ -1,17 +1,15 @@
-"""The STT worker loop: fetch a batch, transcribe each segment off the event loop, publish, ack.
+"""The STT worker: fetch a batch, transcribe each segment off the event loop, publish, ack.
 
 The model code (``transcriber``) knows nothing about NATS and this module nothing about Whisper
-beyond the ``SpeechToText.transcribe`` call, so each can be tested and replaced alone.
+beyond ``SpeechToText.transcribe``; the JetStream loop itself is ``nova_common.pull_worker``.
+A final that a session wants translated goes on to the TEXT stream for the MT workers; English
+asked of Whisper's own translate task is done here, after the transcript is out.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 import time
-import uuid
-from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
 
 import msgspec
@@ -20,38 +18,40 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig
-from nats.js.errors import NotFoundError
 
 from nova_common.fate import Fate, PermanentError, fate_of
 from nova_common.messages import (
     AudioSegment,
     SegmentFailed,
+    Task,
     Transcript,
+    Translation,
+    TranslationFailed,
+    TranslationRequest,
     WorkerHeartbeat,
     msgpack_encoder,
     segment_decoder,
 )
 from nova_common.metrics import SttMetrics
+from nova_common.pull_worker import (
+    PullLoop,
+    PullOptions,
+    announce,
+    keep_alive,
+    new_worker_id,
+    quietly,
+)
 from nova_common.settings import StreamSettings, SttSettings
 from nova_common.subjects import Subjects
-from nova_stt.transcriber import SpeechToText
+from nova_stt.transcriber import SpeechResult, SpeechToText
 
 log = structlog.get_logger(__name__)
 
-
-def new_worker_id(role: str) -> str:
-    return f"{role}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+__all__ = ["SttWorker", "new_worker_id"]
 
 
 class SttWorker:
-    """Pulls from the durable consumer until stopped; no single message or failure ends the loop.
-
-    ``consumer`` is the durable consumer's configuration (from ``nova_common.provision``): with it
-    the worker re-creates the consumer should it vanish (deleted, or lost with the server's store).
-    A pull subscription can also go quiet after a server restart, so after ``rebind_after_idle``
-    empty fetches in a row, or ``rebind_after_errors`` failed ones, the worker checks the consumer
-    and binds a fresh subscription; both are cheap.
-    """
+    """Pulls from the durable "stt" consumer until stopped; see ``PullLoop`` for resilience."""
 
     def __init__(
         self,
@@ -65,12 +65,6 @@ class SttWorker:
         worker_id: str | None = None,
         consumer: ConsumerConfig | None = None,
     ) -> None:
-        if consumer is not None and consumer.durable_name != settings.durable:
-            raise ValueError(
-                f"consumer config is for {consumer.durable_name!r}, worker binds {settings.durable!r}"
-            )
-        if settings.rebind_after_idle < 1 or settings.rebind_after_errors < 1:
-            raise ValueError("rebind_after_idle and rebind_after_errors must be at least 1")
         self._nc = nc
         self._js: JetStreamContext = nc.jetstream()
         self._stt = stt
@@ -79,149 +73,94 @@ class SttWorker:
         self._subjects = subjects
         self._metrics = metrics
         self.worker_id = worker_id or new_worker_id("stt")
-        self._stopping = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whisper")
-        self._consumer = consumer
-        self._rebind_after_idle = settings.rebind_after_idle
-        self._rebind_after_errors = settings.rebind_after_errors
+        options = PullOptions(
+            stream=subjects.audio_stream,
+            durable=settings.durable,
+            batch_size=settings.batch_size,
+            fetch_timeout_s=settings.fetch_timeout_s,
+            rebind_after_idle=settings.rebind_after_idle,
+            rebind_after_errors=settings.rebind_after_errors,
+        )
+        # Late-bound, so the batch handler can be wrapped (metrics, tests) after construction.
+        self._pull = PullLoop(
+            self._js,
+            options,
+            lambda msgs: self._process_batch(msgs),
+            consumer=consumer,
+            name=self.worker_id,
+        )
         self.processed = 0
-        self.rebinds = 0  # fresh subscriptions bound after idleness or errors
-        self.consumers_recreated = 0
         self._in_flight = 0
+
+    @property
+    def rebinds(self) -> int:
+        return self._pull.rebinds
+
+    @property
+    def consumers_recreated(self) -> int:
+        return self._pull.consumers_recreated
 
     def stop(self) -> None:
         """Stop fetching; the batch in hand is finished, published and acked first."""
-        self._stopping.set()
+        self._pull.stop()
 
     async def run(self) -> None:
-        heartbeat = asyncio.create_task(self._announce())
+        heartbeat = asyncio.create_task(
+            announce(
+                self._nc,
+                self._subjects.worker_heartbeats("stt"),
+                self._heartbeat,
+                self._settings.heartbeat_interval_s,
+            )
+        )
         try:
-            await self._loop()
+            log.info("stt worker ready", worker=self.worker_id, model=self._stt.reference)
+            await self._pull.run()
         finally:
             heartbeat.cancel()
             # Waits for a transcription still running in the thread: off the loop, not blocking it.
             await asyncio.to_thread(self._executor.shutdown, wait=True)
             log.info("stt worker stopped", worker=self.worker_id, processed=self.processed)
 
-    async def _bind(self) -> JetStreamContext.PullSubscription:
-        return await self._js.pull_subscribe_bind(
-            durable=self._settings.durable, stream=self._subjects.audio_stream
+    def _heartbeat(self) -> WorkerHeartbeat:
+        return WorkerHeartbeat(
+            worker_id=self.worker_id,
+            role="stt",
+            model=self._stt.reference,
+            device=self._stt.device,
+            processed=self.processed,
+            in_flight=self._in_flight,
+            sent_at=time.time(),
         )
 
-    async def _ensure_consumer(self) -> None:
-        """Re-create the durable consumer if it is gone; one that exists is left as it is."""
-        if self._consumer is None:
-            return
-        stream, durable = self._subjects.audio_stream, self._settings.durable
-        try:
-            await self._js.consumer_info(stream, durable)
-        except NotFoundError:
-            # Idempotent: several workers racing to re-create it with one config all succeed.
-            await self._js.add_consumer(stream, self._consumer)
-            self.consumers_recreated += 1
-            log.warning("consumer was missing; re-created", stream=stream, consumer=durable)
-
-    async def _rebind(
-        self, psub: JetStreamContext.PullSubscription, reason: str
-    ) -> JetStreamContext.PullSubscription:
-        """A fresh pull subscription (and consumer, if it vanished); the old one if that fails."""
-        log.debug("re-binding pull subscription", worker=self.worker_id, reason=reason)
-        try:
-            await self._ensure_consumer()
-        except Exception as exc:  # no JetStream API access or no connection: bind anyway
-            log.warning("could not check the consumer", error=repr(exc))
-        try:
-            fresh = await self._bind()
-        except Exception as exc:
-            log.warning("re-bind failed; keeping the old subscription", error=repr(exc))
-            return psub
-        await self._quietly(psub.unsubscribe(), "unsubscribe")
-        self.rebinds += 1
-        return fresh
-
-    async def _loop(self) -> None:
-        psub = await self._bind()
-        log.info("stt worker ready", worker=self.worker_id, model=self._stt.reference)
-        errors = 0
-        idle = 0
-        while not self._stopping.is_set():
-            try:
-                msgs = await psub.fetch(
-                    self._settings.batch_size, timeout=self._settings.fetch_timeout_s
-                )
-            except TimeoutError:  # nats.errors.TimeoutError, or asyncio's from inside fetch: idle
-                idle += 1
-                if idle >= self._rebind_after_idle:
-                    idle = 0
-                    psub = await self._rebind(psub, "idle")
-                continue
-            except Exception as exc:  # connection churn, or the consumer is gone (503)
-                errors += 1
-                log.warning("fetch failed", error=repr(exc), consecutive=errors)
-                await self._pause(min(0.2 * errors, 2.0))
-                if errors % self._rebind_after_errors == 0:
-                    psub = await self._rebind(psub, "errors")
-                continue
-            errors = 0
-            idle = 0
-            if not msgs:
-                continue
-            try:
-                self._metrics.batch_size.observe(len(msgs))
-                await self._process_batch(msgs)
-            except Exception:
-                # A bug, not a bad message: keep serving; unsettled messages come back after
-                # ack_wait and max_deliver bounds the retries.
-                log.exception("batch failed unexpectedly", worker=self.worker_id, size=len(msgs))
-        await self._quietly(psub.unsubscribe(), "unsubscribe")
-
-    async def _pause(self, seconds: float) -> None:
-        """Sleep, but wake at once when the worker is stopped."""
-        try:
-            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
-        except TimeoutError:
-            pass
-
-    @staticmethod
-    async def _quietly(action: Awaitable[object], what: str, **context: object) -> bool:
-        """Await a NATS call whose failure must not end the loop (the connection may be gone)."""
-        try:
-            await action
-        except Exception as exc:
-            log.warning(f"{what} failed", error=repr(exc), **context)
-            return False
-        return True
-
     async def _process_batch(self, msgs: list[Msg]) -> None:
+        self._metrics.batch_size.observe(len(msgs))
         pending = set(range(len(msgs)))
         self._in_flight = len(msgs)
-        keepalive = asyncio.create_task(self._keep_alive(msgs, pending))
         try:
-            for i, msg in enumerate(msgs):
-                try:
-                    await self._handle(msg)
-                except Exception:
-                    # One message's unexpected failure must not cost the rest of the batch.
-                    log.exception("segment handling failed unexpectedly", subject=msg.subject)
-                    await self._quietly(
-                        msg.nak(delay=self._settings.nak_delay_s), "nak", subject=msg.subject
-                    )
-                pending.discard(i)
-                self._in_flight -= 1
+            async with keep_alive(msgs, pending, self._streams.ack_wait_s):
+                for i, msg in enumerate(msgs):
+                    try:
+                        await self._handle(msg)
+                    except Exception:
+                        # One message's unexpected failure must not cost the rest of the batch.
+                        log.exception("segment handling failed unexpectedly", subject=msg.subject)
+                        await quietly(
+                            msg.nak(delay=self._settings.nak_delay_s), "nak", subject=msg.subject
+                        )
+                    pending.discard(i)
+                    self._in_flight -= 1
         finally:
-            keepalive.cancel()
             self._in_flight = 0
 
-    async def _keep_alive(self, msgs: list[Msg], pending: set[int]) -> None:
-        """Tell JetStream we are still working, so a long batch is not redelivered elsewhere."""
-        interval = max(self._streams.ack_wait_s / 3, 0.5)
-        while True:
-            await asyncio.sleep(interval)
-            for i in list(pending):
-                try:
-                    await msgs[i].in_progress()
-                except Exception as exc:
-                    log.debug("in_progress failed", error=repr(exc))
+    async def _run_model(
+        self, segment: AudioSegment, *, task: Task, language: str | None
+    ) -> SpeechResult:
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor,
+            lambda: self._stt.transcribe(segment.pcm, language=language, task=task),
+        )
 
     async def _handle(self, msg: Msg) -> None:
         segment: AudioSegment | None = None
@@ -233,12 +172,7 @@ class SttWorker:
                 raise PermanentError(f"undecodable segment: {err}") from err
             if segment.sample_rate != 16000:
                 raise PermanentError(f"segment sample rate {segment.sample_rate}, expected 16000")
-            result = await asyncio.get_running_loop().run_in_executor(
-                self._executor,
-                lambda: self._stt.transcribe(
-                    segment.pcm, language=segment.language, task=segment.task
-                ),
-            )
+            result = await self._run_model(segment, task=segment.task, language=segment.language)
             transcript = Transcript(
                 session_id=segment.session_id,
                 seq=segment.seq,
@@ -255,6 +189,8 @@ class SttWorker:
             self._metrics.segments.labels(segment.kind).inc()
             self._metrics.inference_seconds.observe(result.compute_s)
             self._metrics.audio_seconds.inc(segment.end - segment.start)
+            if segment.kind == "final" and transcript.text:
+                await self._hand_on(segment, transcript)
         except Exception as err:
             exc = err
         try:
@@ -264,12 +200,75 @@ class SttWorker:
             # is harmless: the gateway de-duplicates by seq); go on with the next message.
             log.warning("could not settle segment", error=repr(err), subject=msg.subject)
 
-    async def _publish_result(self, result: Transcript | SegmentFailed) -> None:
+    async def _hand_on(self, segment: AudioSegment, transcript: Transcript) -> None:
+        """What a final needs beyond its transcript: MT targets to TEXT, English from Whisper."""
+        # A translate-task final is already English.
+        source = "en" if segment.task == "translate" else transcript.language
+        if segment.translate_to:
+            request = TranslationRequest(
+                session_id=segment.session_id,
+                seq=segment.seq,
+                text=transcript.text,
+                source_language=source,
+                targets=segment.translate_to,
+                start=segment.start,
+                end=segment.end,
+                sent_at=time.time(),
+            )
+            await self._js.publish(
+                self._subjects.text(segment.session_id),
+                msgpack_encoder.encode(request),
+                headers={"Nats-Msg-Id": f"{segment.session_id}:{segment.seq}:text"},
+            )
+        if segment.whisper_translate:
+            await self._publish_result(await self._whisper_english(segment, transcript, source))
+
+    async def _whisper_english(
+        self, segment: AudioSegment, transcript: Transcript, source: str
+    ) -> Translation | TranslationFailed:
+        if source == "en":
+            text, compute_s = transcript.text, 0.0
+        else:
+            try:
+                # A second pass over the same audio: Whisper's translate task only ever yields
+                # English. The source language is known now, so detection is not repeated.
+                english = await self._run_model(segment, task="translate", language=source)
+            except Exception as err:
+                # Not retried: the transcript is out, and a retry would redo it too.
+                log.warning("whisper translation failed", error=repr(err), seq=segment.seq)
+                return TranslationFailed(
+                    session_id=segment.session_id,
+                    seq=segment.seq,
+                    language="en",
+                    source_language=source,
+                    code="translation_failed",
+                    reason=f"Whisper could not translate this utterance: {err}",
+                    worker_id=self.worker_id,
+                )
+            text, compute_s = english.text, english.compute_s
+        return Translation(
+            session_id=segment.session_id,
+            seq=segment.seq,
+            language="en",
+            source_language=source,
+            text=text,
+            backend="whisper",
+            worker_id=self.worker_id,
+            compute_s=compute_s,
+        )
+
+    async def _publish_result(
+        self, result: Transcript | SegmentFailed | Translation | TranslationFailed
+    ) -> None:
         # The message id makes a re-run after a crash between publish and ack harmless.
+        if isinstance(result, Translation | TranslationFailed):
+            msg_id = f"{result.session_id}:{result.seq}:translation:{result.language}"
+        else:
+            msg_id = f"{result.session_id}:{result.seq}:{result.kind}:stt"
         await self._js.publish(
             self._subjects.results(result.session_id),
             msgpack_encoder.encode(result),
-            headers={"Nats-Msg-Id": f"{result.session_id}:{result.seq}:{result.kind}:stt"},
+            headers={"Nats-Msg-Id": msg_id},
         )
 
     async def _settle(
@@ -307,21 +306,3 @@ class SttWorker:
                 await msg.nak(delay=self._settings.nak_delay_s)
                 return
         await msg.term()
-
-    async def _announce(self) -> None:
-        subject = self._subjects.worker_heartbeats("stt")
-        while True:
-            beat = WorkerHeartbeat(
-                worker_id=self.worker_id,
-                role="stt",
-                model=self._stt.reference,
-                device=self._stt.device,
-                processed=self.processed,
-                in_flight=self._in_flight,
-                sent_at=time.time(),
-            )
-            try:
-                await self._nc.publish(subject, msgpack_encoder.encode(beat))
-            except Exception as exc:
-                log.debug("heartbeat failed", error=repr(exc))
-            await asyncio.sleep(self._settings.heartbeat_interval_s)

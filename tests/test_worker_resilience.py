@@ -245,9 +245,9 @@ async def test_worker_recreates_a_deleted_consumer(
         settings, stt=msgspec.structs.replace(settings.stt, fetch_timeout_s=0.2)
     )
     subjects = subjects_of(settings)
-    consumer_config = dict(topology(subjects, settings.streams, settings.stt).consumers)[
-        subjects.audio_stream
-    ]
+    consumer_config = dict(
+        topology(subjects, settings.streams, settings.stt, settings.mt).consumers
+    )[subjects.audio_stream]
     async with LocalStack(settings, stt_workers=0) as stack:
         nc = await nats.connect(stack.nats_url)
         worker_nc = await connect_and_provision(

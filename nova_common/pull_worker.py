@@ -1,0 +1,225 @@
+"""The JetStream side of every worker: pull batches from a durable consumer until stopped.
+
+A worker (STT, MT) hands this loop a coroutine that processes one fetched batch; the loop knows
+nothing about what is in the messages. It survives what a long-running consumer meets: idle
+periods, connection churn, a server restart that leaves the pull subscription quiet, a consumer
+deleted under it (DESIGN §7).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import structlog
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig
+from nats.js.errors import NotFoundError
+
+from nova_common.messages import WorkerHeartbeat, msgpack_encoder
+
+log = structlog.get_logger(__name__)
+
+BatchHandler = Callable[[list[Msg]], Awaitable[None]]
+
+
+def new_worker_id(role: str) -> str:
+    return f"{role}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+@dataclass(frozen=True)
+class PullOptions:
+    stream: str
+    durable: str
+    batch_size: int
+    fetch_timeout_s: float
+    # After this many empty fetches in a row, or failed ones, check the consumer and bind afresh.
+    rebind_after_idle: int
+    rebind_after_errors: int
+
+    def __post_init__(self) -> None:
+        if self.rebind_after_idle < 1 or self.rebind_after_errors < 1:
+            raise ValueError("rebind_after_idle and rebind_after_errors must be at least 1")
+
+
+async def quietly(action: Awaitable[object], what: str, **context: object) -> bool:
+    """Await a NATS call whose failure must not end a worker loop (the connection may be gone)."""
+    try:
+        await action
+    except Exception as exc:
+        log.warning(f"{what} failed", error=repr(exc), **context)
+        return False
+    return True
+
+
+class PullLoop:
+    """Fetches batches and hands each to ``handle_batch``; no message or failure ends the loop.
+
+    ``consumer`` is the durable consumer's configuration (from ``nova_common.provision``): with it
+    the loop re-creates the consumer should it vanish (deleted, or lost with the server's store).
+    """
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        options: PullOptions,
+        handle_batch: BatchHandler,
+        *,
+        consumer: ConsumerConfig | None = None,
+        name: str = "worker",
+    ) -> None:
+        if consumer is not None and consumer.durable_name != options.durable:
+            raise ValueError(
+                f"consumer config is for {consumer.durable_name!r}, worker binds {options.durable!r}"
+            )
+        self._js = js
+        self._options = options
+        self._handle_batch = handle_batch
+        self._consumer = consumer
+        self._name = name
+        self._stopping = asyncio.Event()
+        self.rebinds = 0  # fresh subscriptions bound after idleness or errors
+        self.consumers_recreated = 0
+
+    def stop(self) -> None:
+        """Stop fetching; the batch in hand is finished first."""
+        self._stopping.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    async def run(self) -> None:
+        opts = self._options
+        psub = await self._bind()
+        errors = 0
+        idle = 0
+        while not self._stopping.is_set():
+            try:
+                msgs = await psub.fetch(opts.batch_size, timeout=opts.fetch_timeout_s)
+            except TimeoutError:  # nats.errors.TimeoutError, or asyncio's from inside fetch: idle
+                idle += 1
+                if idle >= opts.rebind_after_idle:
+                    idle = 0
+                    psub = await self._rebind(psub, "idle")
+                continue
+            except Exception as exc:  # connection churn, or the consumer is gone (503)
+                errors += 1
+                log.warning("fetch failed", worker=self._name, error=repr(exc), consecutive=errors)
+                await self.pause(min(0.2 * errors, 2.0))
+                if errors % opts.rebind_after_errors == 0:
+                    psub = await self._rebind(psub, "errors")
+                continue
+            errors = 0
+            idle = 0
+            if not msgs:
+                continue
+            try:
+                await self._handle_batch(msgs)
+            except Exception:
+                # A bug, not a bad message: keep serving; unsettled messages come back after
+                # ack_wait and max_deliver bounds the retries.
+                log.exception("batch failed unexpectedly", worker=self._name, size=len(msgs))
+        await quietly(psub.unsubscribe(), "unsubscribe")
+
+    async def pause(self, seconds: float) -> None:
+        """Sleep, but wake at once when the loop is stopped."""
+        try:
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
+
+    async def _bind(self) -> JetStreamContext.PullSubscription:
+        return await self._js.pull_subscribe_bind(
+            durable=self._options.durable, stream=self._options.stream
+        )
+
+    async def _ensure_consumer(self) -> None:
+        """Re-create the durable consumer if it is gone; one that exists is left as it is."""
+        if self._consumer is None:
+            return
+        stream, durable = self._options.stream, self._options.durable
+        try:
+            await self._js.consumer_info(stream, durable)
+        except NotFoundError:
+            # Idempotent: several workers racing to re-create it with one config all succeed.
+            await self._js.add_consumer(stream, self._consumer)
+            self.consumers_recreated += 1
+            log.warning("consumer was missing; re-created", stream=stream, consumer=durable)
+
+    async def _rebind(
+        self, psub: JetStreamContext.PullSubscription, reason: str
+    ) -> JetStreamContext.PullSubscription:
+        """A fresh pull subscription (and consumer, if it vanished); the old one if that fails."""
+        log.debug("re-binding pull subscription", worker=self._name, reason=reason)
+        try:
+            await self._ensure_consumer()
+        except Exception as exc:  # no JetStream API access or no connection: bind anyway
+            log.warning("could not check the consumer", error=repr(exc))
+        try:
+            fresh = await self._bind()
+        except Exception as exc:
+            log.warning("re-bind failed; keeping the old subscription", error=repr(exc))
+            return psub
+        await quietly(psub.unsubscribe(), "unsubscribe")
+        self.rebinds += 1
+        return fresh
+
+
+@contextlib.asynccontextmanager
+async def keep_alive(msgs: list[Msg], pending: set[int], ack_wait_s: float) -> AsyncIterator[None]:
+    """While the block runs, tell JetStream the still ``pending`` messages are being worked on,
+    so a long batch is not redelivered to another worker."""
+
+    async def beat() -> None:
+        interval = max(ack_wait_s / 3, 0.5)
+        while True:
+            await asyncio.sleep(interval)
+            for i in list(pending):
+                try:
+                    await msgs[i].in_progress()
+                except Exception as exc:
+                    log.debug("in_progress failed", error=repr(exc))
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+
+
+async def announce(
+    nc: Client, subject: str, beat: Callable[[], WorkerHeartbeat], interval_s: float
+) -> None:
+    """Publish ``beat()`` on core NATS every ``interval_s`` until cancelled (no admin rights
+    needed; gateways and operators see who is ready with ``nats sub 'nova.workers.>'``)."""
+    while True:
+        try:
+            await nc.publish(subject, msgpack_encoder.encode(beat()))
+        except Exception as exc:
+            log.debug("heartbeat failed", error=repr(exc))
+        await asyncio.sleep(interval_s)
+
+
+class Worker(Protocol):
+    async def run(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+async def work_until(worker: Worker, stop: asyncio.Event) -> None:
+    """Stops fetching when ``stop`` is set; the batch in hand is finished and acked first."""
+    run = asyncio.create_task(worker.run())
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait({run, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    worker.stop()
+    stopper.cancel()
+    await run
