@@ -4,10 +4,12 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+# Apertium's English<->Spanish pair: the translation backend that works offline (DESIGN §4).
+APT_RUN_PACKAGES := apertium-eng-spa
 # Debian tools the tests use for real speech: espeak-ng (synthesised) and LibriVox recordings.
-APT_TEST_PACKAGES := espeak-ng pocketsphinx-testdata
+APT_TEST_PACKAGES := espeak-ng pocketsphinx-testdata $(APT_RUN_PACKAGES)
 
-.PHONY: install install-test apt apt-test-deps run test lint typecheck schemas bench clean
+.PHONY: install install-test apt apt-run-deps apt-test-deps run test lint typecheck schemas bench clean
 
 # ensurepip (Debian's python3-venv) is what `python3 -m venv` needs to put pip in the venv; a
 # venv made without it is removed again, so the next run does not trip over half a venv.
@@ -32,6 +34,12 @@ install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test apt-test-deps
 
+# Nova runs without Apertium (transcripts only, or a pulled translation model), so `make run`
+# carries on where it cannot be installed.
+apt-run-deps:
+	@$(MAKE) --no-print-directory apt APT="$(APT_RUN_PACKAGES)" || \
+		echo "note: without $(APT_RUN_PACKAGES), translation needs a model (nova models pull)"
+
 # apt-get only what is missing; as root directly, otherwise through sudo.
 apt-test-deps:
 	@$(MAKE) --no-print-directory apt APT="$(APT_TEST_PACKAGES)"
@@ -47,7 +55,7 @@ apt:
 		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-run: install
+run: install apt-run-deps
 	$(BIN)/nova up
 
 test: install-test
@@ -64,6 +72,7 @@ schemas: install
 
 bench: install-test
 	$(BIN)/python bench/latency.py
+	$(BIN)/python bench/translation.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,274 @@
+"""The MT worker: fetch a batch of transcripts, translate them grouped by language pair, publish
+one ``Translation`` per (seq, target) to RESULTS, ack.
+
+The JetStream loop is ``nova_common.pull_worker``; the translation itself is
+``TranslationRouter.translate``, run in one thread for the whole batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import msgspec
+import structlog
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig
+
+from nova_common.fate import Fate, PermanentError, TransientError, fate_of
+from nova_common.messages import (
+    Translation,
+    TranslationFailed,
+    TranslationRequest,
+    WorkerHeartbeat,
+    msgpack_encoder,
+    translation_request_decoder,
+)
+from nova_common.metrics import MtMetrics
+from nova_common.pull_worker import (
+    PullLoop,
+    PullOptions,
+    announce,
+    keep_alive,
+    new_worker_id,
+)
+from nova_common.settings import MtSettings, StreamSettings
+from nova_common.subjects import Subjects
+from nova_mt.translate import (
+    BackendFailed,
+    Outcome,
+    RouterReport,
+    Translated,
+    TranslationJob,
+    TranslationRouter,
+    Unavailable,
+)
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class _Item:
+    """One fetched message and what became of it."""
+
+    msg: Msg
+    request: TranslationRequest | None
+    error: BaseException | None = None
+    first_job: int = 0  # index of its first target in the batch's job list
+
+
+class MtWorker:
+    """Pulls from the durable "mt" consumer until stopped; see ``PullLoop`` for resilience."""
+
+    def __init__(
+        self,
+        nc: Client,
+        *,
+        router: TranslationRouter,
+        settings: MtSettings,
+        streams: StreamSettings,
+        subjects: Subjects,
+        metrics: MtMetrics,
+        worker_id: str | None = None,
+        consumer: ConsumerConfig | None = None,
+    ) -> None:
+        self._nc = nc
+        self._js: JetStreamContext = nc.jetstream()
+        self._router = router
+        self._settings = settings
+        self._streams = streams
+        self._subjects = subjects
+        self._metrics = metrics
+        self.worker_id = worker_id or new_worker_id("mt")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="translate")
+        options = PullOptions(
+            stream=subjects.text_stream,
+            durable=settings.durable,
+            batch_size=settings.batch_size,
+            fetch_timeout_s=settings.fetch_timeout_s,
+            rebind_after_idle=settings.rebind_after_idle,
+            rebind_after_errors=settings.rebind_after_errors,
+        )
+        self._pull = PullLoop(
+            self._js,
+            options,
+            lambda msgs: self._process_batch(msgs),
+            consumer=consumer,
+            name=self.worker_id,
+        )
+        self.processed = 0
+        self._in_flight = 0
+
+    @property
+    def backends(self) -> tuple[str, ...]:
+        return self._router.names
+
+    @property
+    def rebinds(self) -> int:
+        return self._pull.rebinds
+
+    def stop(self) -> None:
+        """Stop fetching; the batch in hand is finished, published and acked first."""
+        self._pull.stop()
+
+    async def run(self) -> None:
+        heartbeat = asyncio.create_task(
+            announce(
+                self._nc,
+                self._subjects.worker_heartbeats("mt"),
+                self._heartbeat,
+                self._settings.heartbeat_interval_s,
+            )
+        )
+        try:
+            log.info("mt worker ready", worker=self.worker_id, backends=self.backends)
+            await self._pull.run()
+        finally:
+            heartbeat.cancel()
+            await asyncio.to_thread(self._executor.shutdown, wait=True)
+            log.info("mt worker stopped", worker=self.worker_id, processed=self.processed)
+
+    def _heartbeat(self) -> WorkerHeartbeat:
+        return WorkerHeartbeat(
+            worker_id=self.worker_id,
+            role="mt",
+            model=",".join(self.backends) or "none",
+            device=self._settings.device,
+            processed=self.processed,
+            in_flight=self._in_flight,
+            sent_at=time.time(),
+            backends=self.backends,
+        )
+
+    async def _process_batch(self, msgs: list[Msg]) -> None:
+        self._metrics.batch_size.observe(len(msgs))
+        items: list[_Item] = []
+        jobs: list[TranslationJob] = []
+        for msg in msgs:
+            try:
+                request = translation_request_decoder.decode(msg.data)
+            except msgspec.DecodeError as err:
+                items.append(_Item(msg, None, PermanentError(f"undecodable request: {err}")))
+                continue
+            items.append(_Item(msg, request, first_job=len(jobs)))
+            jobs.extend(
+                TranslationJob(request.text, request.source_language, target)
+                for target in request.targets
+            )
+        pending = set(range(len(msgs)))
+        self._in_flight = len(msgs)
+        try:
+            async with keep_alive(msgs, pending, self._streams.ack_wait_s):
+                report = await asyncio.get_running_loop().run_in_executor(
+                    self._executor, self._router.translate, jobs
+                )
+                self._observe(report)
+                for i, item in enumerate(items):
+                    outcomes = self._outcomes_of(item, report)
+                    await self._finish(item, outcomes)
+                    pending.discard(i)
+        finally:
+            self._in_flight = 0
+
+    @staticmethod
+    def _outcomes_of(item: _Item, report: RouterReport) -> list[Outcome]:
+        if item.request is None:
+            return []
+        return report.outcomes[item.first_job : item.first_job + len(item.request.targets)]
+
+    def _observe(self, report: RouterReport) -> None:
+        for call in report.calls:
+            self._metrics.group_size.observe(call.sentences)
+            self._metrics.translate_seconds.observe(call.seconds)
+        self._metrics.cache_hits.inc(report.cache_hits)
+        for outcome in report.outcomes:
+            if isinstance(outcome, Translated):
+                self._metrics.translations.labels(outcome.backend).inc()
+
+    async def _finish(self, item: _Item, outcomes: list[Outcome]) -> None:
+        exc = item.error
+        if exc is None:
+            failed = [o for o in outcomes if isinstance(o, BackendFailed)]
+            if failed:
+                exc = TransientError(f"translation backend failed: {failed[0].error!r}")
+                exc.__cause__ = failed[0].error
+        try:
+            await self._settle(item, outcomes, exc)
+        except Exception as err:
+            # Connection lost mid-settle: JetStream redelivers after ack_wait; the results carry
+            # message ids and the gateway de-duplicates, so a repeat is harmless.
+            log.warning("could not settle request", error=repr(err), subject=item.msg.subject)
+
+    async def _settle(self, item: _Item, outcomes: list[Outcome], exc: BaseException | None
+                      ) -> None:  # fmt: skip
+        """The one place where an outcome becomes ack, nak-with-delay or dead letter."""
+        msg = item.msg
+        fate = fate_of(exc)
+        delivered = msg.metadata.num_delivered if msg.metadata else 1
+        if fate is Fate.RETRY and delivered >= self._streams.max_deliver:
+            fate = Fate.DEAD  # last attempt: the session must hear about it, not wait forever
+        if fate is Fate.RETRY:
+            self._metrics.failures.labels(fate.value).inc()
+            log.warning("translation failed, will retry", error=repr(exc), delivered=delivered)
+            await msg.nak(delay=self._settings.nak_delay_s)
+            return
+        if fate is Fate.DEAD:
+            self._metrics.failures.labels(fate.value).inc()
+            log.error("translation failed permanently", error=repr(exc), subject=msg.subject)
+        if item.request is not None:
+            try:
+                for target, outcome in zip(item.request.targets, outcomes, strict=True):
+                    await self._publish(item.request, target, outcome, exc)
+            except Exception as err:  # cannot tell the session now; let JetStream redeliver
+                log.warning("could not publish translations", error=repr(err))
+                await msg.nak(delay=self._settings.nak_delay_s)
+                return
+        if fate is Fate.ACK:
+            await msg.ack()
+            self.processed += 1
+        else:
+            await msg.term()
+
+    async def _publish(
+        self,
+        request: TranslationRequest,
+        target: str,
+        outcome: Outcome,
+        exc: BaseException | None,
+    ) -> None:
+        result: Translation | TranslationFailed
+        if isinstance(outcome, Translated):
+            result = Translation(
+                session_id=request.session_id,
+                seq=request.seq,
+                language=target,
+                source_language=request.source_language,
+                text=outcome.text,
+                backend=outcome.backend,
+                worker_id=self.worker_id,
+            )
+        else:
+            code, reason = (
+                (outcome.code, outcome.reason)
+                if isinstance(outcome, Unavailable)
+                else ("translation_failed", f"translation kept failing: {exc}")
+            )
+            result = TranslationFailed(
+                session_id=request.session_id,
+                seq=request.seq,
+                language=target,
+                source_language=request.source_language,
+                code=code,
+                reason=reason,
+                worker_id=self.worker_id,
+            )
+        await self._js.publish(
+            self._subjects.results(request.session_id),
+            msgpack_encoder.encode(result),
+            # The same id the STT worker would use for a Whisper translation of this target.
+            headers={"Nats-Msg-Id": f"{request.session_id}:{request.seq}:translation:{target}"},
+        )
