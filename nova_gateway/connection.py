@@ -20,13 +20,15 @@ from nats.aio.subscription import Subscription
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from nova_common.languages import UnsupportedLanguage, check_language
+from nova_common.languages import UnsupportedLanguage, check_language, check_target_language
 from nova_common.messages import (
     ErrorEvent,
     NoticeEvent,
     ServerEvent,
     SessionStarted,
+    SessionUpdated,
     StartMessage,
+    UpdateMessage,
     json_encoder,
     result_decoder,
 )
@@ -38,6 +40,7 @@ from nova_gateway.protocol import ProtocolError, parse_client_message
 from nova_gateway.publisher import AudioPublisher
 from nova_gateway.replay import replay_results
 from nova_gateway.session import Session
+from nova_gateway.translations import EnglishVia, Routing, route
 from nova_gateway.workers import WorkerRegistry
 
 log = structlog.get_logger(__name__)
@@ -46,6 +49,18 @@ NO_WORKER = (
     "no speech-to-text worker is running: audio is queued and will be transcribed "
     "when one starts (`nova stt`)"
 )
+NO_MT_WORKER = (
+    "no translation worker is running: transcripts are queued for translation and the "
+    "translations will follow when one starts (`nova mt`)"
+)
+MAX_TARGETS = 8
+
+
+def check_targets(targets: tuple[str, ...]) -> tuple[str, ...]:
+    """Normalised, de-duplicated targets in the client's order; ``UnsupportedLanguage`` else."""
+    if len(targets) > MAX_TARGETS:
+        raise UnsupportedLanguage(f"at most {MAX_TARGETS} translation targets per session")
+    return tuple(dict.fromkeys(check_target_language(t) for t in targets))
 
 
 class ClientConnection:
@@ -61,6 +76,7 @@ class ClientConnection:
         metrics: GatewayMetrics,
         workers: WorkerRegistry,
         shutting_down: asyncio.Event,
+        english_via: EnglishVia = "auto",
     ) -> None:
         self._ws = ws
         self._nc = nc
@@ -71,6 +87,7 @@ class ClientConnection:
         self._metrics = metrics
         self._workers = workers
         self._shutting_down = shutting_down
+        self._english_via: EnglishVia = english_via
         self.session_id = new_session_id()
         self._session: Session | None = None
         self._subscription: Subscription | None = None
@@ -127,6 +144,17 @@ class ClientConnection:
             await self._send(
                 NoticeEvent(code="no_stt_worker", reason=NO_WORKER, session_id=self.session_id)
             )
+        session = self._session
+        if session is not None and self._route(session.translate_to).text_targets:
+            if not self._workers.alive("mt"):
+                await self._send(
+                    NoticeEvent(
+                        code="no_mt_worker", reason=NO_MT_WORKER, session_id=self.session_id
+                    )
+                )
+
+    def _route(self, targets: tuple[str, ...]) -> Routing:
+        return route(targets, self._english_via, self._workers.alive("mt"))
 
     # ------------------------------------------------------------------ receiving
 
@@ -150,7 +178,11 @@ class ClientConnection:
             await self._start(message)
             return False
         if self._session is None:
-            await self._error("not_started", "nothing to stop: no 'start' message yet")
+            what = "update" if isinstance(message, UpdateMessage) else "stop"
+            await self._error("not_started", f"nothing to {what}: no 'start' message yet")
+            return False
+        if isinstance(message, UpdateMessage):
+            await self._update(message)
             return False
         await self._notice_if_no_worker()
         await self._end(1000, "session complete", self._settings.final_timeout_s)
@@ -178,13 +210,16 @@ class ClientConnection:
         try:
             check_format(message.sample_rate, message.channels)
             language = check_language(message.language)
+            targets = check_targets(message.translate_to)
         except AudioFormatError as exc:
             await self._error(exc.code, str(exc))
             return
         except UnsupportedLanguage as exc:
             await self._error(exc.code, str(exc))
             return
-        message = msgspec.structs.replace(message, language=language or "auto")
+        message = msgspec.structs.replace(
+            message, language=language or "auto", translate_to=targets
+        )
         # Subscribe before any audio is published, so no result can slip past.
         self._subscription = await self._nc.subscribe(
             self._subjects.results(self.session_id), cb=self._on_result
@@ -200,6 +235,7 @@ class ClientConnection:
                 replay_results, self._nc.jetstream(), self._subjects, self.session_id
             ),
             recover_after_s=self._settings.recover_after_s,
+            route=self._route,
         )
         self._watchdog = asyncio.create_task(self._watch(self._session))
         self._metrics.sessions_total.inc()
@@ -212,7 +248,22 @@ class ClientConnection:
                 channels=message.channels,
                 language=message.language,
                 task=message.task,
+                translate_to=message.translate_to,
             )
+        )
+        await self._notice_if_no_worker()
+
+    async def _update(self, message: UpdateMessage) -> None:
+        assert self._session is not None
+        if message.translate_to is not None:
+            try:
+                self._session.translate_to = check_targets(message.translate_to)
+            except UnsupportedLanguage as exc:
+                await self._error(exc.code, f"{exc} (the session is unchanged)")
+                return
+        self._log.info("session updated", translate_to=self._session.translate_to)
+        await self._send(
+            SessionUpdated(session_id=self.session_id, translate_to=self._session.translate_to)
         )
         await self._notice_if_no_worker()
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import msgspec
 
-from nova_common.messages import ClientMessage, StartMessage, StopMessage
+from nova_common.messages import ClientMessage, StartMessage, StopMessage, UpdateMessage
 
-KNOWN_TYPES = {"start": StartMessage, "stop": StopMessage}
+KNOWN_TYPES = {"start": StartMessage, "update": UpdateMessage, "stop": StopMessage}
 
 
 class ProtocolError(ValueError):

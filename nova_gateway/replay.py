@@ -17,21 +17,31 @@ from nova_common.messages import ResultMessage, result_decoder
 from nova_common.subjects import Subjects
 
 
+async def _pending(js: JetStreamContext, stream: str, subject: str) -> int:
+    info = await js.stream_info(stream, subjects_filter=subject)
+    return int((info.state.subjects or {}).get(subject, 0))
+
+
 async def audio_pending(js: JetStreamContext, subjects: Subjects, session_id: str) -> int:
     """Segments of this session still in the AUDIO work queue (queued or being transcribed:
     workers publish the result before they ack, so an empty queue means every result is out)."""
-    subject = subjects.audio(session_id)
-    info = await js.stream_info(subjects.audio_stream, subjects_filter=subject)
-    return int((info.state.subjects or {}).get(subject, 0))
+    return await _pending(js, subjects.audio_stream, subjects.audio(session_id))
+
+
+async def text_pending(js: JetStreamContext, subjects: Subjects, session_id: str) -> int:
+    """Finals of this session still waiting in the TEXT work queue for translation."""
+    return await _pending(js, subjects.text_stream, subjects.text(session_id))
 
 
 async def replay_results(
     js: JetStreamContext, subjects: Subjects, session_id: str, *, batch: int = 256
 ) -> list[ResultMessage]:
-    """The session's results from RESULTS, but only once its audio has all been transcribed:
-    while segments are still queued a gap is ordinary waiting, and replaying would only add load
-    to a busy system."""
+    """The session's results from RESULTS, but only once its audio has all been transcribed
+    and its text translated: while work is still queued a gap is ordinary waiting (or a worker
+    that is down), and replaying would only add load to a busy system."""
     if await audio_pending(js, subjects, session_id):
+        return []
+    if await text_pending(js, subjects, session_id):
         return []
     psub = await js.pull_subscribe(
         subjects.results(session_id),

@@ -19,6 +19,7 @@ from nova_common.settings import GatewaySettings, VadSettings
 from nova_common.subjects import Subjects
 from nova_gateway.connection import ClientConnection
 from nova_gateway.publisher import AudioPublisher
+from nova_gateway.translations import EnglishVia
 from nova_gateway.workers import WorkerRegistry
 
 log = structlog.get_logger(__name__)
@@ -47,8 +48,10 @@ class Gateway:
         subjects: Subjects,
         topology: provision.Topology,
         registry: CollectorRegistry,
+        english_via: EnglishVia = "auto",
     ) -> None:
         self._nc = nc
+        self._english_via: EnglishVia = english_via
         self._js = nc.jetstream()
         self._settings = settings
         self._vad = vad
@@ -125,11 +128,13 @@ class Gateway:
         workers = self.workers.alive("stt")
         if not workers:
             missing.append("stt worker")
+        # Translation workers are listed but not required: transcription works without them.
         return HealthReport(
             ready=not missing,
             missing=missing,
             nats=connected,
             stt_workers=[w.worker_id for w in workers],
+            mt_workers=[w.worker_id for w in self.workers.alive("mt")],
         )
 
     # ------------------------------------------------------------------ WebSocket
@@ -145,5 +150,6 @@ class Gateway:
             metrics=self._metrics,
             workers=self.workers,
             shutting_down=self._shutting_down,
+            english_via=self._english_via,
         )
         await connection.run()

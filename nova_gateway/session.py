@@ -15,6 +15,9 @@ from nova_common.messages import (
     StartMessage,
     SummaryEvent,
     Transcript,
+    Translation,
+    TranslationEvent,
+    TranslationFailed,
 )
 from nova_common.metrics import GatewayMetrics
 from nova_common.settings import VadSettings
@@ -22,9 +25,15 @@ from nova_gateway.audio import TARGET_RATE, AudioConverter
 from nova_gateway.ordering import InOrderDelivery
 from nova_gateway.publisher import AudioPublisher, PublishRejected
 from nova_gateway.segmenter import Utterance, UtteranceSegmenter
+from nova_gateway.translations import Routing, TranslationOutcome, TranslationTracker
 
 Send = Callable[[ServerEvent], Awaitable[None]]
 Recover = Callable[[], Awaitable[list[ResultMessage]]]
+Route = Callable[[tuple[str, ...]], Routing]
+
+
+def _text_only(targets: tuple[str, ...]) -> Routing:
+    return Routing(targets, whisper_english=False)
 
 
 class Session:
@@ -39,9 +48,14 @@ class Session:
         metrics: GatewayMetrics,
         recover: Recover | None = None,
         recover_after_s: float = 5.0,
+        route: Route = _text_only,
     ) -> None:
         self.session_id = session_id
         self.start = start
+        # Changed by the client's `update`; applies to utterances published from then on.
+        self.translate_to = start.translate_to
+        self._route = route
+        self._translations = TranslationTracker()
         self._converter = AudioConverter(start.sample_rate, start.channels)
         self._segmenter = UtteranceSegmenter(vad)
         self._delivery: InOrderDelivery[FinalEvent | ErrorEvent] = InOrderDelivery()
@@ -86,6 +100,7 @@ class Session:
     async def _publish(self, utterance: Utterance) -> None:
         seq = self._delivery.issue()
         self._all_resolved.clear()
+        routing = self._route(self.translate_to)
         segment = AudioSegment(
             session_id=self.session_id,
             seq=seq,
@@ -95,8 +110,11 @@ class Session:
             pcm=utterance.pcm.tobytes(),
             language=self.language,
             task=self.start.task,
+            translate_to=routing.text_targets,
+            whisper_translate=routing.whisper_english,
             sent_at=time.time(),
         )
+        self._translations.expect(seq, routing.targets, segment.start, segment.end)
         try:
             await self._publisher.publish(segment)
         except PublishRejected as exc:
@@ -107,6 +125,9 @@ class Session:
         self._published_at[seq] = time.monotonic()
 
     async def on_result(self, result: ResultMessage) -> None:
+        if isinstance(result, Translation | TranslationFailed):
+            await self._on_translation(result)
+            return
         if result.kind != "final":
             return
         event: FinalEvent | ErrorEvent
@@ -128,6 +149,50 @@ class Session:
             )
         await self._resolve(result.seq, event)
 
+    async def _on_translation(self, result: Translation | TranslationFailed) -> None:
+        times = self._translations.times(result.seq)
+        if times is None:
+            return  # a repeat, or for a final that had no text
+        outcome: TranslationOutcome
+        if isinstance(result, Translation):
+            outcome = TranslationEvent(
+                session_id=self.session_id,
+                seq=result.seq,
+                language=result.language,
+                source_language=result.source_language,
+                text=result.text,
+                start=times[0],
+                end=times[1],
+                backend=result.backend,
+            )
+        else:
+            outcome = ErrorEvent(
+                code=result.code,
+                reason=f"utterance {result.seq} was not translated to {result.language}: "
+                f"{result.reason}",
+                session_id=self.session_id,
+                seq=result.seq,
+                language=result.language,
+            )
+        async with self._deliver:
+            ready = self._translations.accept(result.seq, outcome)
+            if ready:
+                self._last_progress = time.monotonic()
+            await self._send_translations(ready)
+            self._check_resolved()
+
+    async def _send_translations(self, ready: list[TranslationOutcome]) -> None:
+        for outcome in ready:
+            if isinstance(outcome, TranslationEvent):
+                self._metrics.translations_delivered.inc()
+            else:
+                self._metrics.client_errors.labels(outcome.code).inc()
+            await self._send(outcome)
+
+    def _check_resolved(self) -> None:
+        if self._delivery.outstanding == 0 and self._translations.outstanding == 0:
+            self._all_resolved.set()
+
     async def _resolve(self, seq: int, event: FinalEvent | ErrorEvent) -> None:
         async with self._deliver:
             released = self._delivery.accept(seq, event)
@@ -144,13 +209,18 @@ class Session:
                     self.failed += 1
                     self._metrics.client_errors.labels(ready.code).inc()
                 await self._send(ready)
-            if self._delivery.outstanding == 0:
-                self._all_resolved.set()
+                assert ready.seq is not None
+                has_text = isinstance(ready, FinalEvent) and bool(ready.text)
+                await self._send_translations(
+                    self._translations.final_released(ready.seq, has_text=has_text)
+                )
+            self._check_resolved()
 
     async def check_stall(self) -> None:
         """Replay results from the stream when delivery has made no progress for a while:
         a result missed on the live subscription is still in JetStream."""
-        waiting = self._delivery.stalled or (self._finishing and self._delivery.outstanding)
+        owed = self._delivery.outstanding or self._translations.outstanding
+        waiting = self._delivery.stalled or (self._finishing and owed)
         if not waiting or self._recover is None:
             return
         if time.monotonic() - self._last_progress < self._recover_after:
@@ -168,7 +238,8 @@ class Session:
                 await self.check_stall()
 
     async def finish(self, timeout: float) -> SummaryEvent:
-        """Flush the last utterance and wait until every final has been delivered."""
+        """Flush the last utterance and wait until every final, and every translation asked
+        for, has been delivered."""
         tail = self._converter.flush()
         self.samples += len(tail)
         for utterance in [*self._segmenter.push(tail), *self._segmenter.flush()]:
@@ -179,10 +250,13 @@ class Session:
         except TimeoutError:
             missing = self._delivery.outstanding
             self.failed += missing
+            untranslated = self._translations.give_up()
+            self._translations.failed += untranslated
             await self._send(
                 ErrorEvent(
                     code="finals_timeout",
-                    reason=f"{missing} final(s) did not arrive within {timeout:.0f}s",
+                    reason=f"{missing} final(s) and {untranslated} translation(s) did not "
+                    f"arrive within {timeout:.0f}s",
                     session_id=self.session_id,
                 )
             )
@@ -191,4 +265,6 @@ class Session:
             finals=self.finals,
             failed=self.failed,
             audio_seconds=round(self.samples / TARGET_RATE, 3),
+            translations=self._translations.delivered,
+            translations_failed=self._translations.failed,
         )

@@ -17,7 +17,12 @@ from nova_stt.service import load_model
 from nova_stt.transcriber import SpeechToText
 
 # Fixtures of the process tests (tests/processes.py), made available to every test module.
-from tests.processes import cli_data_dir, cli_dir, two_sentences_wav  # noqa: F401
+from tests.processes import (  # noqa: F401
+    TEST_AUDIO_MAX_BYTES,
+    cli_data_dir,
+    cli_dir,
+    two_sentences_wav,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -46,6 +51,7 @@ def settings(nats_server: EmbeddedNatsServer, prefix: str, data_dir: Path) -> Se
             "data_dir": str(data_dir),
             "nats": {"url": nats_server.url, "subject_prefix": prefix},
             "gateway": {"port": 0},
+            "streams": {"audio_max_bytes": TEST_AUDIO_MAX_BYTES},
             "stt": {"durable": "stt", "fetch_timeout_s": 0.5, "heartbeat_interval_s": 0.5},
         },
     )

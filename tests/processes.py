@@ -35,6 +35,11 @@ START_TIMEOUT = 240.0
 RUN_TIMEOUT = 300.0
 STOP_TIMEOUT = 30.0
 
+# Every test gets its own streams on the shared nats-server, and JetStream reserves an AUDIO
+# stream's max_bytes up front: the production 1 GiB would exhaust the server's storage after a
+# few dozen tests ("insufficient storage resources").
+TEST_AUDIO_MAX_BYTES = 32 << 20
+
 TWO_SENTENCES = [
     "Good morning, everyone, and welcome to the meeting.",
     "Please send the report to my office.",
@@ -48,6 +53,7 @@ def nova_env(data_dir: Path, **extra: str) -> dict[str, str]:
     """The caller's environment without any NOVA_* settings of its own, plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("NOVA_")}
     env["NOVA_DATA_DIR"] = str(data_dir)
+    env["NOVA_STREAMS_AUDIO_MAX_BYTES"] = str(TEST_AUDIO_MAX_BYTES)
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)
     return env

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nova_common.messages import StartMessage, StopMessage
+from nova_common.messages import StartMessage, StopMessage, UpdateMessage
 from nova_gateway.protocol import ProtocolError, parse_client_message
 
 
@@ -78,3 +78,57 @@ def test_invalid_field_is_an_invalid_message(text: str) -> None:
 def test_invalid_field_reason_names_the_field() -> None:
     with pytest.raises(ProtocolError, match="sample_rate"):
         parse_client_message('{"type": "start", "sample_rate": "fast"}')
+
+
+# --------------------------------------------------------------------------- translation
+
+
+def test_start_with_translate_to() -> None:
+    message = parse_client_message('{"type": "start", "translate_to": ["es", "de"]}')
+    assert message == StartMessage(translate_to=("es", "de"))
+
+
+def test_start_translates_to_nothing_by_default() -> None:
+    message = parse_client_message('{"type": "start"}')
+    assert isinstance(message, StartMessage)
+    assert message.translate_to == ()
+
+
+def test_update_with_translate_to() -> None:
+    message = parse_client_message('{"type": "update", "translate_to": ["fr"]}')
+    assert message == UpdateMessage(translate_to=("fr",))
+
+
+def test_update_with_an_empty_list_stops_translating() -> None:
+    message = parse_client_message('{"type": "update", "translate_to": []}')
+    assert isinstance(message, UpdateMessage)
+    assert message.translate_to == ()
+
+
+@pytest.mark.parametrize("text", ['{"type": "update"}', '{"type": "update", "translate_to": null}'])
+def test_update_without_translate_to_leaves_it_unchanged(text: str) -> None:
+    message = parse_client_message(text)
+    assert isinstance(message, UpdateMessage)
+    assert message.translate_to is None
+
+
+@pytest.mark.parametrize("kind", ["start", "update"])
+@pytest.mark.parametrize(
+    "value", ['"es"', "[1]", '["es", 2]', '[["es"]]', '{"es": true}', "true", "3"]
+)
+def test_translate_to_must_be_a_list_of_strings(kind: str, value: str) -> None:
+    assert code_of(f'{{"type": "{kind}", "translate_to": {value}}}') == "invalid_message"
+
+
+def test_start_translate_to_cannot_be_null() -> None:
+    assert code_of('{"type": "start", "translate_to": null}') == "invalid_message"
+
+
+def test_invalid_translate_to_reason_names_the_field() -> None:
+    with pytest.raises(ProtocolError, match="translate_to"):
+        parse_client_message('{"type": "update", "translate_to": "es"}')
+
+
+def test_unknown_type_lists_update() -> None:
+    with pytest.raises(ProtocolError, match="update"):
+        parse_client_message('{"type": "pause"}')
