@@ -40,9 +40,26 @@ def _parser() -> argparse.ArgumentParser:
     stt.add_argument("--batch-size", type=int)
     stt.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
 
+    mt = sub.add_parser("mt", parents=[common], help="one translation worker")
+    mt.add_argument(
+        "--mt-model",
+        dest="mt_models",
+        action="append",
+        metavar="MODEL",
+        help="CTranslate2 model name or directory (repeatable; default: all installed)",
+    )
+    mt.add_argument("--mt-batch-size", type=int)
+    mt.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
+
     sub.add_parser("init", parents=[common], help="create streams and consumers, then exit")
 
-    models = sub.add_parser("models", parents=[common], help="list the models Nova can use")
+    models = sub.add_parser(
+        "models", parents=[common], help="list the models Nova can use, or pull one"
+    )
+    models.add_argument("action", nargs="?", choices=["list", "pull"], default="list")
+    models.add_argument(
+        "name", nargs="?", help="for pull: a translation model, e.g. nllb-200-distilled-600M"
+    )
     models.add_argument("--json", action="store_true", help="machine-readable output")
 
     tr = sub.add_parser("transcribe", parents=[common], help="stream audio files through a gateway")
@@ -51,6 +68,13 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--language", default="auto", help="auto, or a language code such as en")
     tr.add_argument("--task", default="transcribe", choices=["transcribe", "translate"])
     tr.add_argument("--format", default="text", choices=["text", "jsonl", "srt", "vtt"])
+    tr.add_argument(
+        "--translate-to",
+        action="append",
+        default=[],
+        metavar="LANG[,LANG]",
+        help="also translate each final, e.g. es or es,de (repeatable)",
+    )
     tr.add_argument("--realtime", action="store_true", help="pace the audio like a microphone")
     tr.add_argument("--output-dir", type=Path, help="write one file per input here")
     return parser
@@ -70,6 +94,10 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
             device=getattr(args, "device", None),
             batch_size=getattr(args, "batch_size", None),
         ),
+        "mt": pick(
+            models=tuple(args.mt_models) if getattr(args, "mt_models", None) else None,
+            batch_size=getattr(args, "mt_batch_size", None),
+        ),
     }
 
 
@@ -88,9 +116,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         from nova_common.nats_conn import NatsUnavailable
         from nova_common.nats_server import NatsServerError
+        from nova_mt.models import MtModelNotAvailable
         from nova_stt.models import ModelNotAvailable
 
-        if isinstance(exc, NatsUnavailable | NatsServerError | ModelNotAvailable | OSError):
+        known = NatsUnavailable | NatsServerError | ModelNotAvailable | MtModelNotAvailable
+        if isinstance(exc, known | OSError):
             print(f"nova {args.command}: {exc}", file=sys.stderr)
             return 1
         raise
@@ -110,11 +140,17 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         from nova_cli.services import run_stt
 
         return await run_stt(settings, metrics_port=args.metrics_port)
+    if command == "mt":
+        from nova_cli.services import run_mt
+
+        return await run_mt(settings, metrics_port=args.metrics_port)
     if command == "init":
         from nova_cli.services import run_init
 
         return await run_init(settings)
     if command == "models":
+        if args.action == "pull":
+            return _pull(settings, args.name)
         return _models(settings, as_json=args.json)
     if command == "transcribe":
         from nova_cli.transcribe import run_transcribe
@@ -127,6 +163,12 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             fmt=args.format,
             realtime=args.realtime,
             output_dir=args.output_dir,
+            translate_to=tuple(
+                code.strip()
+                for value in args.translate_to
+                for code in value.split(",")
+                if code.strip()
+            ),
         )
     raise AssertionError(command)
 
@@ -134,17 +176,52 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 def _models(settings: Settings, *, as_json: bool) -> int:
     import json
 
+    from nova_mt.models import list_mt_models
     from nova_stt.models import list_models
 
-    rows = list_models(settings.models_dir)
+    speech = list_models(settings.models_dir)
+    translation = list_mt_models(settings.models_dir)
     if as_json:
-        print(json.dumps([row.__dict__ for row in rows], indent=2))
+        rows = [{"kind": "stt", **row.__dict__} for row in speech]
+        rows += [{"kind": "mt", **row.__dict__} for row in translation]
+        print(json.dumps(rows, indent=2))
         return 0
+    width = max(len(name) for name in [*(r.name for r in speech), *(r.name for r in translation)])
+
+    def show(rows: Sequence[Any]) -> None:
+        for row in rows:
+            mark = "✓" if row.available else " "
+            print(f" {mark} {row.name:<{width}}  {row.source:<52}  {row.location}")
+
     print(f"speech-to-text models (default: {settings.stt.model}; set NOVA_STT_MODEL or --model)")
-    width = max(len(r.name) for r in rows)
-    for row in rows:
-        mark = "✓" if row.available else " "
-        print(f" {mark} {row.name:<{width}}  {row.source:<52}  {row.location}")
+    show(speech)
+    print("\ntranslation models (CTranslate2; used by `nova mt` when installed)")
+    show(translation)
+    print(
+        f"   {'apertium':<{width}}  {'Debian rule-based pairs, e.g. apt-get install apertium-eng-spa':<52}  "
+        f"{_apertium_pairs(settings)}"
+    )
+    return 0
+
+
+def _apertium_pairs(settings: Settings) -> str:
+    from nova_mt.apertium import ApertiumBackend
+
+    backend = ApertiumBackend.discover(settings.mt.apertium_command)
+    if backend is None:
+        return "not installed"
+    return ", ".join(f"{a}→{b}" for a, b in sorted(backend.pairs)) or "no pairs installed"
+
+
+def _pull(settings: Settings, name: str | None) -> int:
+    from nova_mt.models import CATALOG, pull_model
+
+    if not name:
+        print("nova models pull: name a model: " + ", ".join(e.name for e in CATALOG),
+              file=sys.stderr)  # fmt: skip
+        return 2
+    path = pull_model(name, settings.models_dir)
+    print(f"{name} is installed in {path}; `nova mt` and `nova up` use it from now on")
     return 0
 
 

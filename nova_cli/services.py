@@ -14,9 +14,12 @@ from prometheus_client import CollectorRegistry, start_http_server
 from nova_cli.runtime import connect_and_provision, stop_on_signals
 from nova_cli.stack import LocalStack
 from nova_common.nats_server import EmbeddedNatsServer, free_port
+from nova_common.pull_worker import work_until
 from nova_common.settings import Settings
 from nova_gateway.service import make_gateway
-from nova_stt.service import load_model, make_worker, work_until
+from nova_mt.service import describe_backends, load_backends
+from nova_mt.service import make_worker as make_mt_worker
+from nova_stt.service import load_model, make_worker
 
 log = structlog.get_logger("nova")
 
@@ -63,12 +66,15 @@ async def run_up(settings: Settings, *, port: int | None) -> int:
         log.info("loading speech model", model=settings.stt.model)
         model = await asyncio.to_thread(load_model, settings)
         worker = await stack.add_worker(model)
+        backends = await asyncio.to_thread(load_backends, settings)
+        await stack.add_mt_worker(backends)
         await stack.wait_ready()
         host = settings.gateway.host
         gw_port = stack.gateway.port if stack.gateway else port
         print(
             f"Nova Voice is up: ws://{host}:{gw_port}/ws\n"
             f"  health: http://{host}:{gw_port}/health/full   NATS: {stack.nats_url}\n"
+            f"  translation: {describe_backends(backends)}\n"
             f"  try:    {_nova_command()} transcribe FILE --url ws://{host}:{gw_port}/ws\n"
             "  Ctrl-C to stop",
             flush=True,
@@ -120,6 +126,21 @@ async def run_stt(settings: Settings, *, metrics_port: int | None) -> int:
     model = await asyncio.to_thread(load_model, settings)
     worker = make_worker(nc, settings, model, registry)
     print(f"nova stt worker {worker.worker_id} ready (model {settings.stt.model})", flush=True)
+    await work_until(worker, stop)
+    await nc.drain()
+    return 0
+
+
+async def run_mt(settings: Settings, *, metrics_port: int | None) -> int:
+    stop = asyncio.Event()
+    stop_on_signals(stop)
+    registry = CollectorRegistry()
+    if metrics_port:
+        start_http_server(metrics_port, registry=registry)
+    nc = await connect_and_provision(settings, name="nova-mt")
+    backends = await asyncio.to_thread(load_backends, settings)
+    worker = make_mt_worker(nc, settings, backends, registry)
+    print(f"nova mt worker {worker.worker_id} ready ({describe_backends(backends)})", flush=True)
     await work_until(worker, stop)
     await nc.drain()
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from nova_common.nats_server import EmbeddedNatsServer, free_port
 from nova_common.settings import Settings
 from nova_gateway.server import Gateway
 from nova_gateway.service import make_gateway
+from nova_mt.backend import TranslationBackend
+from nova_mt.worker import MtWorker
 from nova_stt.service import load_model, make_worker
 from nova_stt.transcriber import SpeechToText
 from nova_stt.worker import SttWorker
@@ -29,11 +32,15 @@ class LocalStack:
     stt_workers: int = 1
     # Reuse an already loaded model (tests share one); otherwise each stack loads its own.
     model: SpeechToText | None = None
+    # Translation workers, given these backends (None: load the configured ones).
+    mt_workers: int = 0
+    backends: list[TranslationBackend] | None = None
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
 
     nats_url: str = ""
     gateway: Gateway | None = None
     workers: list[SttWorker] = field(default_factory=list)
+    mt: list[MtWorker] = field(default_factory=list)
     _server: EmbeddedNatsServer | None = None
     _connections: list[Client] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -68,15 +75,23 @@ class LocalStack:
                 model = await asyncio.to_thread(load_model, self.settings)
             for _ in range(self.stt_workers):
                 await self.add_worker(model)
+        if self.mt_workers:
+            backends = self.backends
+            if backends is None:
+                from nova_mt.service import load_backends
+
+                backends = await asyncio.to_thread(load_backends, self.settings)
+            for _ in range(self.mt_workers):
+                await self.add_mt_worker(backends)
         return self
 
     async def wait_ready(self, timeout: float = 15.0) -> None:
         """Until the gateway has heard every worker's heartbeat, so that a session started now
         is not told that no worker is running."""
         assert self.gateway is not None
-        wanted = {w.worker_id for w in self.workers}
         async with asyncio.timeout(timeout):
-            await self.gateway.workers.wait_for("stt", wanted)
+            await self.gateway.workers.wait_for("stt", {w.worker_id for w in self.workers})
+            await self.gateway.workers.wait_for("mt", {w.worker_id for w in self.mt})
 
     async def add_worker(self, model: SpeechToText) -> SttWorker:
         nc = await connect_and_provision(
@@ -86,15 +101,30 @@ class LocalStack:
         # Each worker gets its own registry: metric names would collide in a shared one.
         worker = make_worker(nc, self.settings, model, CollectorRegistry())
         self.workers.append(worker)
-        task = asyncio.create_task(worker.run())
+        self._run(worker.run())
+        return worker
+
+    async def add_mt_worker(self, backends: list[TranslationBackend]) -> MtWorker:
+        from nova_mt.service import make_worker as make_mt_worker
+
+        nc = await connect_and_provision(
+            self.settings, name="nova-mt", url=self.nats_url, create=False
+        )
+        self._connections.append(nc)
+        worker = make_mt_worker(nc, self.settings, backends, CollectorRegistry())
+        self.mt.append(worker)
+        self._run(worker.run())
+        return worker
+
+    def _run(self, work: Coroutine[None, None, None]) -> None:
+        task = asyncio.create_task(work)
         task.add_done_callback(self._on_worker_exit)
         self._tasks.append(task)
-        return worker
 
     def _on_worker_exit(self, task: asyncio.Task[None]) -> None:
         if task.cancelled() or task.exception() is None:
             return
-        log.error("stt worker crashed", error=repr(task.exception()))
+        log.error("worker crashed", error=repr(task.exception()))
         self.failed.set()
 
     async def stop(self) -> None:
@@ -102,8 +132,12 @@ class LocalStack:
         # workers still running; only then do the workers finish their batch and stop.
         if self.gateway is not None:
             await self.gateway.close()
+        # Then speech-to-text (its last batch may still hand transcripts on to translation),
+        # then translation.
         for worker in self.workers:
             worker.stop()
+        for mt in self.mt:
+            mt.stop()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for nc in self._connections:
             with contextlib.suppress(Exception):

@@ -1,4 +1,5 @@
-"""`nova transcribe FILE…`: stream files through a running gateway and print the finals."""
+"""`nova transcribe FILE…`: stream files through a running gateway and print the finals (and
+their translations with ``--translate-to``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,15 @@ from tqdm import tqdm
 from nova_client.decode import AudioFileError, AudioInfo, pcm_chunks, probe
 from nova_client.formats import FinalWriter, Format
 from nova_client.streaming import GatewayError, GatewayUnreachable, SessionRefused, stream_audio
-from nova_common.messages import ErrorEvent, FinalEvent, NoticeEvent, StartMessage, Task
+from nova_common.messages import (
+    ErrorEvent,
+    FinalEvent,
+    NoticeEvent,
+    SessionStarted,
+    StartMessage,
+    Task,
+    TranslationEvent,
+)
 
 
 async def run_transcribe(
@@ -23,6 +32,7 @@ async def run_transcribe(
     fmt: Format,
     realtime: bool,
     output_dir: Path | None,
+    translate_to: tuple[str, ...] = (),
 ) -> int:
     if len(files) > 1 and fmt in ("srt", "vtt") and output_dir is None:
         print(f"nova transcribe: --format {fmt} with several files needs --output-dir",
@@ -37,7 +47,11 @@ async def run_transcribe(
             status = 1
             continue
         start = StartMessage(
-            language=language, task=task, sample_rate=info.sample_rate, channels=info.channels
+            language=language,
+            task=task,
+            sample_rate=info.sample_rate,
+            channels=info.channels,
+            translate_to=translate_to,
         )
         try:
             ok = await _transcribe_file(
@@ -73,10 +87,13 @@ async def _transcribe_file(
     realtime: bool,
     output_dir: Path | None,
 ) -> bool:
-    """Stream one file and write its finals; False when the file or a segment failed."""
+    """Stream one file and write its finals; False when the file, a segment or a translation
+    failed."""
     out_path = _output_path(output_dir, path, fmt)
     out: TextIO = out_path.open("w") if out_path is not None else sys.stdout
-    writer = FinalWriter(out, fmt, source=str(path))
+    # Made once the gateway says which targets it normalised the asked ones to: translations
+    # are named by those.
+    writer: FinalWriter | None = None
     bar = tqdm(
         total=round(info.duration, 1) if info.duration else None,
         unit="s",
@@ -87,16 +104,34 @@ async def _transcribe_file(
         # n overtakes it (containers such as ADTS only estimate their duration).
         bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total_fmt}s audio sent {postfix}",
     )
-    finals = 0
+    finals = translations = 0
+
+    def progress() -> None:
+        more = f", {translations} translations" if start.translate_to else ""
+        bar.set_postfix_str(f"{finals} finals{more}", refresh=False)
+
+    def on_started(started: SessionStarted) -> None:
+        nonlocal writer
+        writer = FinalWriter(out, fmt, source=str(path), targets=started.translate_to)
 
     def on_final(final: FinalEvent) -> None:
         nonlocal finals
         finals += 1
-        bar.set_postfix_str(f"{finals} finals", refresh=False)
+        progress()
+        assert writer is not None  # finals only come after `started`
         writer.write(final)
+
+    def on_translation(event: TranslationEvent) -> None:
+        nonlocal translations
+        translations += 1
+        progress()
+        assert writer is not None
+        writer.translation(event)
 
     def on_error(error: ErrorEvent) -> None:
         bar.write(f"nova transcribe: {path.name}: {error.code}: {error.reason}", file=sys.stderr)
+        if writer is not None and error.seq is not None and error.language is not None:
+            writer.translation_failed(error.seq, error.language)
 
     noticed: set[tuple[str, str]] = set()
 
@@ -119,6 +154,8 @@ async def _transcribe_file(
             on_error=on_error,
             on_sent=on_sent,
             on_notice=on_notice,
+            on_started=on_started,
+            on_translation=on_translation,
         )
     except (GatewayUnreachable, SessionRefused):
         if out_path is not None:  # nothing was transcribed: leave no empty output file behind
@@ -127,9 +164,17 @@ async def _transcribe_file(
         raise
     finally:
         bar.close()
+        # Also when the session broke off: finals still waiting for translations are kept.
+        if writer is not None:
+            writer.finish()
         if out_path is not None:
             out.close()
+    ok = not result.errors and not result.translation_errors
+    if start.translate_to and not result.translate_to:
+        print(f"nova transcribe: {path.name}: this gateway does not translate; "
+              "--translate-to was ignored", file=sys.stderr)  # fmt: skip
+        ok = False
     if result.input_error is not None:
         print(f"nova transcribe: {result.input_error}", file=sys.stderr)
         return False
-    return not result.errors
+    return ok

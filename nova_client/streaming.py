@@ -1,4 +1,4 @@
-"""Streaming a file through the gateway and collecting its finals."""
+"""Streaming a file through the gateway and collecting its finals and their translations."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from nova_common.messages import (
     StartMessage,
     StopMessage,
     SummaryEvent,
+    TranslationEvent,
     json_encoder,
     server_event_decoder,
 )
@@ -40,8 +41,15 @@ class SessionRefused(GatewayError):
 @dataclass
 class SessionResult:
     session_id: str = ""
+    # The targets the gateway agreed to (normalised); empty from a gateway that does not translate.
+    translate_to: tuple[str, ...] = ()
     finals: list[FinalEvent] = field(default_factory=list)
+    # Failed finals and session-wide problems.
     errors: list[ErrorEvent] = field(default_factory=list)
+    translations: list[TranslationEvent] = field(default_factory=list)
+    # Translations that will not come (errors naming a target ``language``); their finals were
+    # delivered.
+    translation_errors: list[ErrorEvent] = field(default_factory=list)
     notices: list[NoticeEvent] = field(default_factory=list)
     summary: SummaryEvent | None = None
     # Reading the input failed part-way: what was sent is still transcribed, then this is raised.
@@ -75,6 +83,7 @@ async def _start_session(
     start: StartMessage,
     result: SessionResult,
     on_notice: Callable[[NoticeEvent], None] | None,
+    on_started: Callable[[SessionStarted], None] | None,
 ) -> None:
     """Send ``start`` and wait for ``started``; notices that come first are passed on."""
     try:
@@ -91,6 +100,9 @@ async def _start_session(
                 )
             elif isinstance(event, SessionStarted):
                 result.session_id = event.session_id
+                result.translate_to = event.translate_to
+                if on_started:
+                    on_started(event)
                 return
             else:
                 raise SessionRefused(
@@ -112,9 +124,13 @@ async def stream_audio(
     on_error: Callable[[ErrorEvent], None] | None = None,
     on_sent: Callable[[float], None] | None = None,
     on_notice: Callable[[NoticeEvent], None] | None = None,
+    on_started: Callable[[SessionStarted], None] | None = None,
+    on_translation: Callable[[TranslationEvent], None] | None = None,
 ) -> SessionResult:
     """Send ``start``, the PCM chunks (paced like a microphone when ``realtime``), then ``stop``;
-    return once the gateway's summary arrives.
+    return once the gateway's summary arrives (it comes after every final and translation).
+
+    ``on_error`` gets failed finals, failed translations (``language`` set) and session errors.
 
     Raises ``GatewayUnreachable`` when no connection can be made, ``SessionRefused`` when the
     gateway will not start the session, and ``GatewayError`` when the session breaks off."""
@@ -122,7 +138,7 @@ async def stream_audio(
     bytes_per_second = start.sample_rate * start.channels * 2
     ws = await open_gateway(url)
     async with ws:
-        await _start_session(ws, start, result, on_notice)
+        await _start_session(ws, start, result, on_notice, on_started)
 
         async def send_audio() -> None:
             began = time.monotonic()
@@ -174,8 +190,13 @@ async def stream_audio(
                     result.finals.append(event)
                     if on_final:
                         on_final(event)
+                elif isinstance(event, TranslationEvent):
+                    result.translations.append(event)
+                    if on_translation:
+                        on_translation(event)
                 elif isinstance(event, ErrorEvent):
-                    result.errors.append(event)
+                    failed = result.errors if event.language is None else result.translation_errors
+                    failed.append(event)
                     if on_error:
                         on_error(event)
                 elif isinstance(event, NoticeEvent):

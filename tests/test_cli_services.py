@@ -10,6 +10,7 @@ import json
 import os
 import re
 import socket
+import time
 from pathlib import Path
 
 import nats
@@ -80,6 +81,18 @@ def test_up_with_embedded_nats_then_ctrl_c(
             )
             assert result.returncode == 0, result.stderr
             assert len(result.stdout.splitlines()) == 2, result.stdout
+
+            # `nova up` runs a translation worker too (Apertium, installed by `make test`).
+            assert "translation: apertium" in process.stdout, process.stdout
+            translated = run_nova(
+                "transcribe", two_sentences_wav, "--url", f"ws://127.0.0.1:{port}/ws",
+                "--translate-to", "es", "--format", "jsonl", env=env,
+            )  # fmt: skip
+            assert translated.returncode == 0, translated.stderr
+            records = [json.loads(line) for line in translated.stdout.splitlines()]
+            assert [r["seq"] for r in records] == [0, 1], translated.stdout
+            spanish = " ".join(r["translations"]["es"] for r in records).lower()
+            assert "buenos días" in spanish and "informe" in spanish, records
 
             code = process.interrupt(timeout=STOP_TIMEOUT)
             assert code == 0, f"exit {code}\n{process.describe()}"
@@ -176,6 +189,24 @@ def test_models(cli_data_dir: Path) -> None:
     assert as_json.returncode == 0, as_json.stderr
     rows = {row["name"]: row for row in json.loads(as_json.stdout)}
     assert rows["base"]["available"] is True and rows["tiny.en"]["available"] is True, rows
+    # Translation models: the catalog, none installed in a fresh data dir.
+    nllb = rows["nllb-200-distilled-600M"]
+    assert (nllb["kind"], nllb["available"]) == ("mt", False), nllb
+    assert "nova models pull" in nllb["location"]
+    assert "translation models" in result.stdout and "apertium" in result.stdout
+
+
+def test_models_pull_without_internet_fails_at_once(cli_data_dir: Path) -> None:
+    # HF_HUB_OFFLINE makes the outcome the same on a machine that does have internet.
+    env = nova_env(cli_data_dir, HF_HUB_OFFLINE="1")
+    started = time.monotonic()
+    result = run_nova("models", "pull", "nllb-200-distilled-600M", env=env, timeout=120)
+    assert result.returncode == 1, result
+    assert "cannot pull 'nllb-200-distilled-600M'" in result.stderr, result.stderr
+    assert "internet" in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert time.monotonic() - started < 30
+    unknown = run_nova("models", "pull", "no-such-model", env=env, timeout=120)
+    assert unknown.returncode == 1 and "nllb-200-distilled-600M" in unknown.stderr, unknown
 
 
 async def stream_and_consumer(url: str, subjects: Subjects) -> tuple[list[str], str | None]:
@@ -186,7 +217,8 @@ async def stream_and_consumer(url: str, subjects: Subjects) -> tuple[list[str], 
         for stream in (subjects.audio_stream, subjects.results_stream, subjects.text_stream):
             names.append((await js.stream_info(stream)).config.name or "")
         consumer = await js.consumer_info(subjects.audio_stream, "stt")
-        return names, consumer.name
+        mt = await js.consumer_info(subjects.text_stream, "mt")
+        return names, f"{consumer.name},{mt.name}"
     finally:
         await nc.close()
 
@@ -202,7 +234,7 @@ def test_init_creates_the_streams(
     streams, consumer = in_fresh_loop(lambda: stream_and_consumer(nats_server.url, subjects))
     assert streams == [subjects.audio_stream, subjects.results_stream, subjects.text_stream]
     assert streams[0] == f"{prefix.upper()}_AUDIO"
-    assert consumer == "stt"
+    assert consumer == "stt,mt"
     # Idempotent: a second run changes nothing and succeeds.
     again = run_nova("init", env=env, timeout=120)
     assert again.returncode == 0, again.stderr
@@ -226,12 +258,19 @@ def test_help() -> None:
     env = nova_env(Path(os.devnull))
     top = run_nova("--help", env=env, timeout=120)
     assert top.returncode == 0, top.stderr
-    for command in ("up", "gateway", "stt", "init", "models", "transcribe"):
+    for command in ("up", "gateway", "stt", "mt", "init", "models", "transcribe"):
         assert command in top.stdout
     result = run_nova("transcribe", "--help", env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: nova transcribe")
-    for option in ("--url", "--format", "--language", "--output-dir", "--realtime"):
+    for option in (
+        "--url",
+        "--format",
+        "--language",
+        "--output-dir",
+        "--realtime",
+        "--translate-to",
+    ):
         assert option in result.stdout
 
 

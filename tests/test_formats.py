@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from nova_client.formats import FORMATS, FinalWriter, Format, timestamp
-from nova_common.messages import FinalEvent, FinalRecord
+from nova_common.messages import FinalEvent, FinalRecord, TranslationEvent
 
 
 def final(seq: int, text: str, start: float, end: float) -> FinalEvent:
@@ -80,7 +80,10 @@ def test_jsonl_lines_are_msgspec_encoded_final_records() -> None:
     assert lines[0] == (
         '{"file":"talk.wav","seq":0,"start":0.5,"end":1.75,"text":"Hello there.","language":"en"}'
     )
-    assert list(json.loads(lines[0])) == list(FinalRecord.__struct_fields__)
+    # Every field but the empty `translations` (omitted), in FinalRecord's order.
+    assert list(json.loads(lines[0])) == [
+        name for name in FinalRecord.__struct_fields__ if name != "translations"
+    ]
     assert "\\u" not in lines[3] and "日本語の字幕" in lines[3]
 
 
@@ -118,3 +121,105 @@ def test_formats_lists_every_format() -> None:
     assert set(FORMATS) == {"text", "jsonl", "srt", "vtt"}
     for fmt in FORMATS:
         render(fmt, FINALS)  # each one is handled
+
+
+# --------------------------------------------------------------------------- with translations
+
+
+def translation(seq: int, language: str, text: str) -> TranslationEvent:
+    return TranslationEvent(
+        session_id="s", seq=seq, language=language, source_language="en", text=text,
+        start=0.0, end=0.0, backend="apertium",
+    )  # fmt: skip
+
+
+# Finals, then their translations as the gateway sends them; "de" of seq 2 failed.
+TRANSLATED: list[FinalEvent | TranslationEvent | tuple[int, str]] = [
+    FINALS[0],
+    translation(0, "de", "Hallo."),  # arrives before "es": the output keeps the asked order
+    translation(0, "es", "Hola."),
+    FINALS[1],  # empty: owed nothing
+    FINALS[2],
+    translation(2, "es", "General Kenobi."),
+    (2, "de"),
+]
+
+
+def render_translated(fmt: Format) -> str:
+    out = io.StringIO()
+    writer = FinalWriter(out, fmt, source="talk.wav", targets=("es", "de"))
+    for item in TRANSLATED:
+        if isinstance(item, FinalEvent):
+            writer.write(item)
+        elif isinstance(item, TranslationEvent):
+            writer.translation(item)
+        else:
+            writer.translation_failed(*item)
+    writer.finish()
+    return out.getvalue()
+
+
+def test_text_puts_indented_translations_under_each_final() -> None:
+    assert render_translated("text") == (
+        "Hello there.\n  [es] Hola.\n  [de] Hallo.\nGeneral Kenobi.\n  [es] General Kenobi.\n"
+    )
+
+
+def test_jsonl_adds_the_translations_to_each_final() -> None:
+    lines = render_translated("jsonl").splitlines()
+    assert lines[0] == (
+        '{"file":"talk.wav","seq":0,"start":0.5,"end":1.75,"text":"Hello there.","language":"en",'
+        '"translations":{"es":"Hola.","de":"Hallo."}}'
+    )
+    records = [json.loads(line) for line in lines]
+    assert [r["seq"] for r in records] == [0, 1, 2]
+    assert "translations" not in records[1]  # the empty final
+    assert records[2]["translations"] == {"es": "General Kenobi."}  # "de" failed
+    decoded = msgspec.json.decode(lines[0], type=FinalRecord)
+    assert decoded.translations == {"es": "Hola.", "de": "Hallo."}
+
+
+def test_srt_and_vtt_cues_carry_the_translations() -> None:
+    cues = (
+        "1\n{0} --> {1}\nHello there.\n[es] Hola.\n[de] Hallo.\n\n"
+        "2\n{2} --> {3}\nGeneral Kenobi.\n[es] General Kenobi.\n\n"
+    )
+    stamps = ["00:00:00,500", "00:00:01,750", "01:01:01,250", "01:01:03,000"]
+    assert render_translated("srt") == cues.format(*stamps)
+    vtt = [stamp.replace(",", ".") for stamp in stamps]
+    assert render_translated("vtt") == "WEBVTT\n\n" + cues.format(*vtt)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_final_is_written_only_once_its_translations_are_in(fmt: Format) -> None:
+    out = io.StringIO()
+    writer = FinalWriter(out, fmt, source="talk.wav", targets=("es",))
+    header = out.getvalue()
+    writer.write(FINALS[0])
+    assert out.getvalue() == header  # held for its Spanish
+    writer.translation(translation(0, "es", "Hola."))
+    written = out.getvalue()
+    assert "Hello there." in written and "Hola." in written
+    writer.finish()
+    assert out.getvalue() == written
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_finish_writes_finals_whose_translations_never_came(fmt: Format) -> None:
+    out = io.StringIO()
+    writer = FinalWriter(out, fmt, source="talk.wav", targets=("es",))
+    for item in FINALS:
+        writer.write(item)
+    assert out.getvalue() == ("WEBVTT\n\n" if fmt == "vtt" else "")  # all held
+    writer.finish()
+    assert out.getvalue() == render(fmt, FINALS)  # as without translations, in order
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_without_targets_translations_change_nothing(fmt: Format) -> None:
+    out = io.StringIO()
+    writer = FinalWriter(out, fmt, source="talk.wav")
+    writer.write(FINALS[0])
+    writer.translation(translation(0, "es", "Hola."))
+    writer.finish()
+    assert out.getvalue() == render(fmt, FINALS[:1])
