@@ -14,6 +14,7 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -48,6 +49,33 @@ class PullOptions:
     def __post_init__(self) -> None:
         if self.rebind_after_idle < 1 or self.rebind_after_errors < 1:
             raise ValueError("rebind_after_idle and rebind_after_errors must be at least 1")
+
+    @classmethod
+    def of(cls, section: PullSettings, stream: str) -> PullOptions:
+        """From a worker's settings section (``stt``, ``mt``), which share these field names."""
+        return cls(
+            stream=stream,
+            durable=section.durable,
+            batch_size=section.batch_size,
+            fetch_timeout_s=section.fetch_timeout_s,
+            rebind_after_idle=section.rebind_after_idle,
+            rebind_after_errors=section.rebind_after_errors,
+        )
+
+
+class PullSettings(Protocol):
+    @property
+    def durable(self) -> str: ...
+    @property
+    def batch_size(self) -> int: ...
+    @property
+    def fetch_timeout_s(self) -> float: ...
+    @property
+    def rebind_after_idle(self) -> int: ...
+    @property
+    def rebind_after_errors(self) -> int: ...
+    @property
+    def heartbeat_interval_s(self) -> float: ...
 
 
 async def quietly(action: Awaitable[object], what: str, **context: object) -> bool:
@@ -207,6 +235,72 @@ async def announce(
         except Exception as exc:
             log.debug("heartbeat failed", error=repr(exc))
         await asyncio.sleep(interval_s)
+
+
+class PullWorker:
+    """The shell every worker shares: a ``PullLoop`` over its durable consumer, heartbeats on
+    ``<prefix>.workers.<role>``, and one thread for the model, so inference never runs on the
+    event loop. Subclasses process a batch and describe themselves in a heartbeat."""
+
+    role = "worker"
+
+    def __init__(
+        self,
+        nc: Client,
+        *,
+        options: PullOptions,
+        heartbeat_subject: str,
+        heartbeat_interval_s: float,
+        worker_id: str | None = None,
+        consumer: ConsumerConfig | None = None,
+    ) -> None:
+        self._nc = nc
+        self._js: JetStreamContext = nc.jetstream()
+        self.worker_id = worker_id or new_worker_id(self.role)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.role)
+        self._heartbeat_subject = heartbeat_subject
+        self._heartbeat_interval_s = heartbeat_interval_s
+        # Late-bound, so the batch handler can be wrapped (metrics, tests) after construction.
+        self._pull = PullLoop(
+            self._js,
+            options,
+            lambda msgs: self._process_batch(msgs),
+            consumer=consumer,
+            name=self.worker_id,
+        )
+        self.processed = 0
+        self._in_flight = 0
+
+    @property
+    def rebinds(self) -> int:
+        return self._pull.rebinds
+
+    @property
+    def consumers_recreated(self) -> int:
+        return self._pull.consumers_recreated
+
+    def stop(self) -> None:
+        """Stop fetching; the batch in hand is finished, published and acked first."""
+        self._pull.stop()
+
+    async def run(self) -> None:
+        heartbeat = asyncio.create_task(
+            announce(self._nc, self._heartbeat_subject, self._heartbeat, self._heartbeat_interval_s)
+        )
+        try:
+            log.info(f"{self.role} worker ready", worker=self.worker_id)
+            await self._pull.run()
+        finally:
+            heartbeat.cancel()
+            # Waits for work still running in the thread: off the loop, not blocking it.
+            await asyncio.to_thread(self._executor.shutdown, wait=True)
+            log.info(f"{self.role} worker stopped", worker=self.worker_id, processed=self.processed)
+
+    async def _process_batch(self, msgs: list[Msg]) -> None:
+        raise NotImplementedError
+
+    def _heartbeat(self) -> WorkerHeartbeat:
+        raise NotImplementedError
 
 
 class Worker(Protocol):

@@ -150,9 +150,7 @@ class TranslationRouter:
         except Exception as exc:
             failed = BackendFailed(exc)
         else:
-            report.calls.append(
-                BackendCall(backend.name, len(todo), time.perf_counter() - started)
-            )
+            report.calls.append(BackendCall(backend.name, len(todo), time.perf_counter() - started))
             done = dict(zip(todo, translated, strict=True))
             for text, result in done.items():
                 self._cache.put((backend.name, source, target, text), result)

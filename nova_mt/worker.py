@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import msgspec
 import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig
 
 from nova_common.fate import Fate, PermanentError, TransientError, fate_of
@@ -29,13 +27,7 @@ from nova_common.messages import (
     translation_request_decoder,
 )
 from nova_common.metrics import MtMetrics
-from nova_common.pull_worker import (
-    PullLoop,
-    PullOptions,
-    announce,
-    keep_alive,
-    new_worker_id,
-)
+from nova_common.pull_worker import PullOptions, PullWorker, keep_alive
 from nova_common.settings import MtSettings, StreamSettings
 from nova_common.subjects import Subjects
 from nova_mt.translate import (
@@ -61,8 +53,10 @@ class _Item:
     first_job: int = 0  # index of its first target in the batch's job list
 
 
-class MtWorker:
+class MtWorker(PullWorker):
     """Pulls from the durable "mt" consumer until stopped; see ``PullLoop`` for resilience."""
+
+    role = "mt"
 
     def __init__(
         self,
@@ -76,61 +70,24 @@ class MtWorker:
         worker_id: str | None = None,
         consumer: ConsumerConfig | None = None,
     ) -> None:
-        self._nc = nc
-        self._js: JetStreamContext = nc.jetstream()
+        super().__init__(
+            nc,
+            options=PullOptions.of(settings, subjects.text_stream),
+            heartbeat_subject=subjects.worker_heartbeats(self.role),
+            heartbeat_interval_s=settings.heartbeat_interval_s,
+            worker_id=worker_id,
+            consumer=consumer,
+        )
         self._router = router
         self._settings = settings
         self._streams = streams
         self._subjects = subjects
         self._metrics = metrics
-        self.worker_id = worker_id or new_worker_id("mt")
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="translate")
-        options = PullOptions(
-            stream=subjects.text_stream,
-            durable=settings.durable,
-            batch_size=settings.batch_size,
-            fetch_timeout_s=settings.fetch_timeout_s,
-            rebind_after_idle=settings.rebind_after_idle,
-            rebind_after_errors=settings.rebind_after_errors,
-        )
-        self._pull = PullLoop(
-            self._js,
-            options,
-            lambda msgs: self._process_batch(msgs),
-            consumer=consumer,
-            name=self.worker_id,
-        )
-        self.processed = 0
-        self._in_flight = 0
+        log.info("translation backends", worker=self.worker_id, backends=self.backends)
 
     @property
     def backends(self) -> tuple[str, ...]:
         return self._router.names
-
-    @property
-    def rebinds(self) -> int:
-        return self._pull.rebinds
-
-    def stop(self) -> None:
-        """Stop fetching; the batch in hand is finished, published and acked first."""
-        self._pull.stop()
-
-    async def run(self) -> None:
-        heartbeat = asyncio.create_task(
-            announce(
-                self._nc,
-                self._subjects.worker_heartbeats("mt"),
-                self._heartbeat,
-                self._settings.heartbeat_interval_s,
-            )
-        )
-        try:
-            log.info("mt worker ready", worker=self.worker_id, backends=self.backends)
-            await self._pull.run()
-        finally:
-            heartbeat.cancel()
-            await asyncio.to_thread(self._executor.shutdown, wait=True)
-            log.info("mt worker stopped", worker=self.worker_id, processed=self.processed)
 
     def _heartbeat(self) -> WorkerHeartbeat:
         return WorkerHeartbeat(

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import msgspec
 import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig
 
 from nova_common.fate import Fate, PermanentError, fate_of
@@ -33,25 +31,18 @@ from nova_common.messages import (
     segment_decoder,
 )
 from nova_common.metrics import SttMetrics
-from nova_common.pull_worker import (
-    PullLoop,
-    PullOptions,
-    announce,
-    keep_alive,
-    new_worker_id,
-    quietly,
-)
+from nova_common.pull_worker import PullOptions, PullWorker, keep_alive, quietly
 from nova_common.settings import StreamSettings, SttSettings
 from nova_common.subjects import Subjects
 from nova_stt.transcriber import SpeechResult, SpeechToText
 
 log = structlog.get_logger(__name__)
 
-__all__ = ["SttWorker", "new_worker_id"]
 
-
-class SttWorker:
+class SttWorker(PullWorker):
     """Pulls from the durable "stt" consumer until stopped; see ``PullLoop`` for resilience."""
+
+    role = "stt"
 
     def __init__(
         self,
@@ -65,63 +56,19 @@ class SttWorker:
         worker_id: str | None = None,
         consumer: ConsumerConfig | None = None,
     ) -> None:
-        self._nc = nc
-        self._js: JetStreamContext = nc.jetstream()
+        super().__init__(
+            nc,
+            options=PullOptions.of(settings, subjects.audio_stream),
+            heartbeat_subject=subjects.worker_heartbeats(self.role),
+            heartbeat_interval_s=settings.heartbeat_interval_s,
+            worker_id=worker_id,
+            consumer=consumer,
+        )
         self._stt = stt
         self._settings = settings
         self._streams = streams
         self._subjects = subjects
         self._metrics = metrics
-        self.worker_id = worker_id or new_worker_id("stt")
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whisper")
-        options = PullOptions(
-            stream=subjects.audio_stream,
-            durable=settings.durable,
-            batch_size=settings.batch_size,
-            fetch_timeout_s=settings.fetch_timeout_s,
-            rebind_after_idle=settings.rebind_after_idle,
-            rebind_after_errors=settings.rebind_after_errors,
-        )
-        # Late-bound, so the batch handler can be wrapped (metrics, tests) after construction.
-        self._pull = PullLoop(
-            self._js,
-            options,
-            lambda msgs: self._process_batch(msgs),
-            consumer=consumer,
-            name=self.worker_id,
-        )
-        self.processed = 0
-        self._in_flight = 0
-
-    @property
-    def rebinds(self) -> int:
-        return self._pull.rebinds
-
-    @property
-    def consumers_recreated(self) -> int:
-        return self._pull.consumers_recreated
-
-    def stop(self) -> None:
-        """Stop fetching; the batch in hand is finished, published and acked first."""
-        self._pull.stop()
-
-    async def run(self) -> None:
-        heartbeat = asyncio.create_task(
-            announce(
-                self._nc,
-                self._subjects.worker_heartbeats("stt"),
-                self._heartbeat,
-                self._settings.heartbeat_interval_s,
-            )
-        )
-        try:
-            log.info("stt worker ready", worker=self.worker_id, model=self._stt.reference)
-            await self._pull.run()
-        finally:
-            heartbeat.cancel()
-            # Waits for a transcription still running in the thread: off the loop, not blocking it.
-            await asyncio.to_thread(self._executor.shutdown, wait=True)
-            log.info("stt worker stopped", worker=self.worker_id, processed=self.processed)
 
     def _heartbeat(self) -> WorkerHeartbeat:
         return WorkerHeartbeat(
