@@ -12,6 +12,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from nova_common.languages import apertium_code
 from nova_mt.backend import TranslationBackend, TranslationUnavailable
 
 
@@ -164,8 +165,15 @@ class TranslationRouter:
 
     def _no_backend(self, source: str, target: str) -> str:
         installed = ", ".join(self.names) or "none"
+        a, b = apertium_code(source), apertium_code(target)
+        # Debian names a pair's package in one order for both directions.
+        apertium = (
+            f" or an Apertium pair (apt-get install apertium-{a}-{b} or apertium-{b}-{a}, if "
+            "Debian has it)"
+            if a and b
+            else ""
+        )
         return (
             f"no translation backend for {source} → {target} (installed: {installed}); install "
-            "an Apertium pair (apt-get install apertium-<src>-<tgt>) or a model "
-            "(nova models pull nllb-200-distilled-600M)"
+            f"a model (nova models pull nllb-200-distilled-600M){apertium}"
         )
