@@ -132,8 +132,8 @@ class LocalStack:
         # workers still running; only then do the workers finish their batch and stop.
         if self.gateway is not None:
             await self.gateway.close()
-        # Then speech-to-text (its last batch may still hand transcripts on to translation),
-        # then translation.
+        # Then the workers, each after the batch in hand; a transcript handed on for
+        # translation after the MT workers stopped waits in the TEXT stream for the next start.
         for worker in self.workers:
             worker.stop()
         for mt in self.mt:

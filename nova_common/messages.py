@@ -119,8 +119,10 @@ class WorkerHeartbeat(msgspec.Struct, frozen=True, kw_only=True):
     in_flight: int
     sent_at: float
     # MT workers: the translation backends they run, e.g. ("ct2:nllb-200-distilled-600M",
-    # "apertium"); the gateway routes English to Whisper unless a neural one is there.
+    # "apertium"), and whether one is a many-language model (NLLB, M2M-100): the gateway then
+    # routes speech → English to text MT instead of Whisper.
     backends: tuple[str, ...] = ()
+    multilingual_mt: bool = False
 
 
 # --------------------------------------------------------------------------- client → gateway

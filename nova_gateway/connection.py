@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 from typing import Literal
 
 import msgspec
@@ -24,6 +23,7 @@ from nova_common.languages import UnsupportedLanguage, check_language, check_tar
 from nova_common.messages import (
     ErrorEvent,
     NoticeEvent,
+    ResultMessage,
     ServerEvent,
     SessionStarted,
     SessionUpdated,
@@ -231,9 +231,7 @@ class ClientConnection:
             publisher=self._publisher,
             send=self._send,
             metrics=self._metrics,
-            recover=functools.partial(
-                replay_results, self._nc.jetstream(), self._subjects, self.session_id
-            ),
+            recover=self._replay,
             recover_after_s=self._settings.recover_after_s,
             route=self._route,
         )
@@ -266,6 +264,14 @@ class ClientConnection:
             SessionUpdated(session_id=self.session_id, translate_to=self._session.translate_to)
         )
         await self._notice_if_no_worker()
+
+    async def _replay(self, translations_only: bool) -> list[ResultMessage]:
+        return await replay_results(
+            self._nc.jetstream(),
+            self._subjects,
+            self.session_id,
+            translations_only=translations_only,
+        )
 
     async def _on_result(self, msg: Msg) -> None:
         if self._session is None:

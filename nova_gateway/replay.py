@@ -34,14 +34,21 @@ async def text_pending(js: JetStreamContext, subjects: Subjects, session_id: str
 
 
 async def replay_results(
-    js: JetStreamContext, subjects: Subjects, session_id: str, *, batch: int = 256
+    js: JetStreamContext,
+    subjects: Subjects,
+    session_id: str,
+    *,
+    translations_only: bool = False,
+    batch: int = 256,
 ) -> list[ResultMessage]:
-    """The session's results from RESULTS, but only once its audio has all been transcribed
-    and its text translated: while work is still queued a gap is ordinary waiting (or a worker
-    that is down), and replaying would only add load to a busy system."""
+    """The session's results from RESULTS, but only once its audio has all been transcribed:
+    while segments are still queued a gap is ordinary waiting, and replaying would only add
+    load to a busy system. When only translations are owed (``translations_only``), likewise
+    only once its text has all been translated — but a missing final is replayed whatever the
+    translation queue holds, since transcription must not wait for an MT worker that is down."""
     if await audio_pending(js, subjects, session_id):
         return []
-    if await text_pending(js, subjects, session_id):
+    if translations_only and await text_pending(js, subjects, session_id):
         return []
     psub = await js.pull_subscribe(
         subjects.results(session_id),

@@ -28,7 +28,8 @@ from nova_gateway.segmenter import Utterance, UtteranceSegmenter
 from nova_gateway.translations import Routing, TranslationOutcome, TranslationTracker
 
 Send = Callable[[ServerEvent], Awaitable[None]]
-Recover = Callable[[], Awaitable[list[ResultMessage]]]
+# Called with translations_only=True when every final is out and only translations are owed.
+Recover = Callable[[bool], Awaitable[list[ResultMessage]]]
 Route = Callable[[tuple[str, ...]], Routing]
 
 
@@ -226,7 +227,7 @@ class Session:
         if time.monotonic() - self._last_progress < self._recover_after:
             return
         self._last_progress = time.monotonic()
-        for result in await self._recover():
+        for result in await self._recover(self._delivery.outstanding == 0):
             await self.on_result(result)
 
     async def _wait_all(self) -> None:

@@ -33,12 +33,13 @@ def route(
     targets: Sequence[str], english_via: EnglishVia, mt_workers: Iterable[WorkerHeartbeat]
 ) -> Routing:
     """English comes from Whisper's translate task unless told otherwise, or ("auto") unless a
-    running MT worker has a neural model, which translates better than Whisper base."""
+    running MT worker has a many-language neural model (NLLB, M2M-100), which translates better
+    than Whisper base; a single-pair model (OPUS-MT en→es) does not count."""
     if "en" not in targets:
         return Routing(tuple(targets), False)
     if english_via == "auto":
-        neural = any(b.startswith("ct2:") for beat in mt_workers for b in beat.backends)
-        english_via = "text" if neural else "whisper"
+        multilingual = any(beat.multilingual_mt for beat in mt_workers)
+        english_via = "text" if multilingual else "whisper"
     if english_via == "text":
         return Routing(tuple(targets), False)
     return Routing(tuple(t for t in targets if t != "en"), True)

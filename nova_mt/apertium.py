@@ -80,6 +80,7 @@ class ApertiumBackend:
 
     name = "apertium"
     neural = False
+    multilingual = False
 
     def __init__(
         self,

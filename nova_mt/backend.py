@@ -23,8 +23,11 @@ class TranslationUnavailable(PermanentError):
 class TranslationBackend(Protocol):
     #: Shown in events and heartbeats: "apertium", "ct2:<model name>".
     name: str
-    #: A neural model (as opposed to rules): preferred for speech → English over Whisper.
+    #: A neural model (as opposed to rules): preferred over rules for a pair both support.
     neural: bool
+    #: Translates among many languages (NLLB-200, M2M-100), so it can take any speech to
+    #: English: with one running, the gateway routes English to text MT instead of Whisper.
+    multilingual: bool
 
     def supports(self, source: str, target: str) -> bool:
         """Whether this backend translates ``source`` → ``target`` (Whisper codes)."""

@@ -53,6 +53,7 @@ class Ct2Backend:
             raise MtModelNotAvailable(f"{model_dir} is not a CTranslate2 model (no model.bin)")
         self.info = model_info(model_dir)
         self.family = self.info.family
+        self.multilingual = self.family in ("nllb", "m2m100")  # Marian: one pair only
         self.name = f"ct2:{name or self.info.name}"
         self.model_dir = model_dir
         self.beam_size = beam_size

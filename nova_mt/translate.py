@@ -139,29 +139,52 @@ class TranslationRouter:
                 todo.append(text)
         if not todo:
             return
+        done, failures = self._call(backend, todo, source, target, report)
+        transient = any(isinstance(f, BackendFailed) for f in failures.values())
+        if transient and len(todo) > 1:
+            # One bad sentence must not fail every session batched with it: each again, alone.
+            done, failures = {}, {}
+            for text in todo:
+                one, failed = self._call(backend, [text], source, target, report)
+                done.update(one)
+                failures.update(failed)
+        for i in indices:
+            text = jobs[i].text
+            if text in done:
+                report.outcomes[i] = Translated(done[text], backend.name)
+            elif text in failures:
+                report.outcomes[i] = failures[text]
+
+    def _call(
+        self,
+        backend: TranslationBackend,
+        texts: list[str],
+        source: str,
+        target: str,
+        report: RouterReport,
+    ) -> tuple[dict[str, str], dict[str, Outcome]]:
+        """One ``translate_batch``: what it translated (and cached), or why each failed."""
         started = time.perf_counter()
+        failed: Outcome
         try:
-            translated = backend.translate_batch(todo, source, target)
-            if len(translated) != len(todo):  # a backend bug must not cost other groups
+            translated = backend.translate_batch(texts, source, target)
+            if len(translated) != len(texts):  # a backend bug must not cost other groups
                 raise RuntimeError(
-                    f"{backend.name} returned {len(translated)} sentences for {len(todo)}"
+                    f"{backend.name} returned {len(translated)} sentences for {len(texts)}"
                 )
         except TranslationUnavailable as exc:
-            failed: Outcome = Unavailable(str(exc))
+            failed = Unavailable(str(exc))
         except Exception as exc:
             failed = BackendFailed(exc)
         else:
-            report.calls.append(BackendCall(backend.name, len(todo), time.perf_counter() - started))
-            done = dict(zip(todo, translated, strict=True))
+            report.calls.append(
+                BackendCall(backend.name, len(texts), time.perf_counter() - started)
+            )
+            done = dict(zip(texts, translated, strict=True))
             for text, result in done.items():
                 self._cache.put((backend.name, source, target, text), result)
-            for i in indices:
-                if jobs[i].text in done:
-                    report.outcomes[i] = Translated(done[jobs[i].text], backend.name)
-            return
-        for i in indices:
-            if not isinstance(report.outcomes[i], Translated):
-                report.outcomes[i] = failed
+            return done, {}
+        return {}, dict.fromkeys(texts, failed)
 
     def _no_backend(self, source: str, target: str) -> str:
         installed = ", ".join(self.names) or "none"

@@ -99,6 +99,7 @@ class MtWorker(PullWorker):
             in_flight=self._in_flight,
             sent_at=time.time(),
             backends=self.backends,
+            multilingual_mt=any(b.multilingual for b in self._router.backends),
         )
 
     async def _process_batch(self, msgs: list[Msg]) -> None:

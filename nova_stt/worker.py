@@ -112,6 +112,7 @@ class SttWorker(PullWorker):
     async def _handle(self, msg: Msg) -> None:
         segment: AudioSegment | None = None
         exc: BaseException | None = None
+        transcript_out = False
         try:
             try:
                 segment = segment_decoder.decode(msg.data)
@@ -133,6 +134,7 @@ class SttWorker(PullWorker):
                 compute_s=result.compute_s,
             )
             await self._publish_result(transcript)
+            transcript_out = True
             self._metrics.segments.labels(segment.kind).inc()
             self._metrics.inference_seconds.observe(result.compute_s)
             self._metrics.audio_seconds.inc(segment.end - segment.start)
@@ -141,7 +143,7 @@ class SttWorker(PullWorker):
         except Exception as err:
             exc = err
         try:
-            await self._settle(msg, segment, exc)
+            await self._settle(msg, segment, exc, transcript_out=transcript_out)
         except Exception as err:
             # Connection lost mid-settle: JetStream redelivers after ack_wait (a repeated result
             # is harmless: the gateway de-duplicates by seq); go on with the next message.
@@ -210,6 +212,9 @@ class SttWorker(PullWorker):
         # The message id makes a re-run after a crash between publish and ack harmless.
         if isinstance(result, Translation | TranslationFailed):
             msg_id = f"{result.session_id}:{result.seq}:translation:{result.language}"
+        elif isinstance(result, SegmentFailed):
+            # Its own id: a transcript already published for this seq must not swallow it.
+            msg_id = f"{result.session_id}:{result.seq}:{result.kind}:stt-failed"
         else:
             msg_id = f"{result.session_id}:{result.seq}:{result.kind}:stt"
         await self._js.publish(
@@ -219,9 +224,17 @@ class SttWorker(PullWorker):
         )
 
     async def _settle(
-        self, msg: Msg, segment: AudioSegment | None, exc: BaseException | None
+        self,
+        msg: Msg,
+        segment: AudioSegment | None,
+        exc: BaseException | None,
+        *,
+        transcript_out: bool = False,
     ) -> None:
-        """The one place where an outcome becomes ack, nak-with-delay or dead letter."""
+        """The one place where an outcome becomes ack, nak-with-delay or dead letter.
+
+        ``transcript_out``: the transcript was published and only handing it on for translation
+        failed; a dead letter then reports the translations as failed, not the segment."""
         fate = fate_of(exc)
         delivered = msg.metadata.num_delivered if msg.metadata else 1
         if fate is Fate.RETRY and delivered >= self._streams.max_deliver:
@@ -237,19 +250,41 @@ class SttWorker(PullWorker):
             return
         log.error("segment failed permanently", error=repr(exc), subject=msg.subject)
         if segment is not None:
-            code = exc.code if isinstance(exc, PermanentError) else "stt_failed"
-            failed = SegmentFailed(
-                session_id=segment.session_id,
-                seq=segment.seq,
-                kind=segment.kind,
-                code=code,
-                reason=str(exc),
-                worker_id=self.worker_id,
-            )
             try:
-                await self._publish_result(failed)
+                for failed in self._failures(segment, exc, transcript_out=transcript_out):
+                    await self._publish_result(failed)
             except Exception as err:  # cannot tell the session now; let JetStream redeliver
                 log.warning("could not report failure", error=repr(err))
                 await msg.nak(delay=self._settings.nak_delay_s)
                 return
         await msg.term()
+
+    def _failures(
+        self, segment: AudioSegment, exc: BaseException | None, *, transcript_out: bool
+    ) -> list[SegmentFailed | TranslationFailed]:
+        if not transcript_out:
+            code = exc.code if isinstance(exc, PermanentError) else "stt_failed"
+            return [
+                SegmentFailed(
+                    session_id=segment.session_id,
+                    seq=segment.seq,
+                    kind=segment.kind,
+                    code=code,
+                    reason=str(exc),
+                    worker_id=self.worker_id,
+                )
+            ]
+        # The final is with the client; the translations it is owed will not come.
+        owed = (*segment.translate_to, "en") if segment.whisper_translate else segment.translate_to
+        return [
+            TranslationFailed(
+                session_id=segment.session_id,
+                seq=segment.seq,
+                language=target,
+                source_language=segment.language or "auto",
+                code="translation_failed",
+                reason=f"the transcript could not be handed on for translation: {exc}",
+                worker_id=self.worker_id,
+            )
+            for target in owed
+        ]

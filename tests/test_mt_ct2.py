@@ -35,7 +35,7 @@ def backend(tiny_dir: Path) -> Ct2Backend:
 
 def test_backend_identifies_itself(backend: Ct2Backend) -> None:
     assert backend.name == "ct2:tiny-nllb"
-    assert backend.neural is True
+    assert backend.neural is True and backend.multilingual is True
     assert backend.family == "nllb"
     assert backend._translator.compute_type.startswith("int8")  # the CPU default
 
@@ -120,12 +120,8 @@ def test_a_model_without_its_tokenizer_is_refused(tiny_dir: Path, tmp_path: Path
         Ct2Backend(broken)
 
 
-def test_tiny_model_builds_quickly(tmp_path: Path) -> None:
-    import time
-
-    started = time.perf_counter()
+def test_tiny_model_languages_are_the_ones_asked_for(tmp_path: Path) -> None:
     out = build_tiny_model(tmp_path / "other", languages=("en", "ja"), seed=1)
-    assert time.perf_counter() - started < 2.0
     backend = Ct2Backend(out)
     assert backend.supports("en", "ja") and not backend.supports("en", "es")
     assert backend.translate_batch(["Good morning"], "en", "ja")[0]

@@ -26,10 +26,13 @@ pytestmark = pytest.mark.slow
 ACK_WAIT_S = 3.0
 
 
-def slow_apertium(directory: Path) -> Path:
-    """Apertium that takes a second per call, so the kill lands while a batch is in hand."""
+def slow_apertium(directory: Path, started: Path) -> Path:
+    """Apertium that takes two seconds per translation and notes in ``started`` when one
+    begins, so the test kills the worker while a batch is certainly in its hands."""
     script = directory / "slow-apertium"
-    script.write_text('#!/bin/sh\nsleep 1\nexec apertium "$@"\n')
+    script.write_text(
+        f'#!/bin/sh\n[ "$1" = "-l" ] || echo started >> "{started}"\nsleep 2\nexec apertium "$@"\n'
+    )
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
     return script
 
@@ -42,13 +45,14 @@ async def test_killing_the_mt_worker_mid_batch_loses_and_repeats_nothing(
     )
     subjects = Subjects(settings.nats.subject_prefix)
     sentences = [*ENGLISH, "Please send the report to my office."]
+    started = tmp_path / "translations-started"
     async with LocalStack(settings, model=whisper) as stack:
         env = nova_env(
             tmp_path / "data",
             NOVA_NATS_URL=stack.nats_url,
             NOVA_NATS_SUBJECT_PREFIX=settings.nats.subject_prefix,
             NOVA_STREAMS_ACK_WAIT_S=str(ACK_WAIT_S),
-            NOVA_MT_APERTIUM_COMMAND=str(slow_apertium(tmp_path)),
+            NOVA_MT_APERTIUM_COMMAND=str(slow_apertium(tmp_path, started)),
             NOVA_MT_FETCH_TIMEOUT_S="0.3",
             NOVA_MT_HEARTBEAT_INTERVAL_S="0.5",
         )
@@ -66,12 +70,12 @@ async def test_killing_the_mt_worker_mid_batch_loses_and_repeats_nothing(
                 )
             )
 
-            async def mid_batch() -> bool:
-                info = await nc.jetstream().consumer_info(subjects.text_stream, "mt")
-                # Past the first request, and one in the worker's hands right now.
-                return info.delivered.stream_seq >= 2 and info.num_ack_pending >= 1
+            async def translating() -> bool:
+                return started.exists()
 
-            await eventually(mid_batch, "the MT worker busy with a later request", timeout=180)
+            # The first final's translation has begun (the rest of the speech is still being
+            # transcribed): kill the worker in the middle of it.
+            await eventually(translating, "the MT worker to start translating", timeout=180)
             first.kill()
             assert not task.done()
             second = NovaProcess(["mt"], env=env, log_dir=tmp_path, name="mt-2")

@@ -32,6 +32,7 @@ class RecordingBackend:
     ) -> None:
         self.name = name
         self.neural = neural
+        self.multilingual = False
         self.pairs = pairs
         self.error = error
         self.calls: list[tuple[list[str], str, str]] = []
@@ -323,3 +324,39 @@ def test_a_backend_returning_the_wrong_number_of_sentences_fails_only_its_group(
     assert isinstance(report.outcomes[0], BackendFailed)
     assert isinstance(report.outcomes[1], BackendFailed)
     assert report.outcomes[2] == Translated("apertium:en>es:c", "apertium")
+
+
+class PoisonedBackend(RecordingBackend):
+    """Fails any call that includes the poisoned sentence, as an engine crash on one input."""
+
+    def __init__(self, poison: str) -> None:
+        super().__init__("rules", {("en", "es")})
+        self.poison = poison
+
+    def translate_batch(self, texts: Sequence[str], source: str, target: str) -> list[str]:
+        if self.poison in texts:
+            self.calls.append((list(texts), source, target))
+            raise RuntimeError("engine crashed")
+        return super().translate_batch(texts, source, target)
+
+
+def test_one_failing_sentence_does_not_fail_the_rest_of_its_group() -> None:
+    backend = PoisonedBackend("bad one")
+    router = TranslationRouter([as_backend(backend)])
+    report = router.translate([job("first"), job("bad one"), job("third")])
+    first, bad, third = report.outcomes
+    assert first == Translated("rules:en>es:first", "rules")
+    assert third == Translated("rules:en>es:third", "rules")
+    assert isinstance(bad, BackendFailed) and "crashed" in str(bad.error)
+    # The batch, then each sentence alone.
+    assert [texts for texts, _, _ in backend.calls] == [
+        ["first", "bad one", "third"], ["first"], ["bad one"], ["third"],
+    ]  # fmt: skip
+
+
+def test_an_unavailable_pair_is_not_retried_sentence_by_sentence() -> None:
+    backend = RecordingBackend("rules", {("en", "es")}, error=TranslationUnavailable("no"))
+    router = TranslationRouter([as_backend(backend)])
+    report = router.translate([job("a"), job("b")])
+    assert all(isinstance(o, Unavailable) for o in report.outcomes)
+    assert len(backend.calls) == 1

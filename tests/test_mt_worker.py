@@ -46,6 +46,7 @@ class Recording:
         self._backend = backend
         self.name = backend.name
         self.neural = backend.neural
+        self.multilingual = backend.multilingual
         self.calls: list[tuple[list[str], str, str]] = []
         self.fail_next: BaseException | None = None
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
@@ -42,7 +40,9 @@ async def test_session_recovers_results_it_never_received_live(stack: LocalStack
         publisher=AudioPublisher(nc.jetstream(), subjects, metrics),
         send=send,
         metrics=metrics,
-        recover=functools.partial(replay_results, nc.jetstream(), subjects, session_id),
+        recover=lambda only: replay_results(
+            nc.jetstream(), subjects, session_id, translations_only=only
+        ),
         recover_after_s=0.5,
     )
     pieces = [silence(0.5)]
@@ -56,3 +56,43 @@ async def test_session_recovers_results_it_never_received_live(stack: LocalStack
     assert summary.finals == 2 and summary.failed == 0
     assert [f.seq for f in finals] == [0, 1]
     assert wer(SENTENCES, [f.text for f in finals]) <= 0.1
+
+
+async def test_a_missed_final_is_replayed_while_translations_wait_for_an_mt_worker(
+    stack: LocalStack,
+) -> None:
+    """No MT worker runs, so the session's translation request stays in TEXT: that must not
+    hold back the replay of a final the live subscription missed."""
+    settings = stack.settings
+    subjects = Subjects(settings.nats.subject_prefix)
+    nc = await connect(settings.nats, name="test-replay", url=stack.nats_url)
+    sent: list[ServerEvent] = []
+
+    async def send(event: ServerEvent) -> None:
+        sent.append(event)
+
+    session_id = new_session_id()
+    metrics = GatewayMetrics.create(CollectorRegistry())
+    session = Session(
+        session_id,
+        StartMessage(translate_to=("es",)),
+        vad=settings.vad,
+        publisher=AudioPublisher(nc.jetstream(), subjects, metrics),
+        send=send,
+        metrics=metrics,
+        recover=lambda only: replay_results(
+            nc.jetstream(), subjects, session_id, translations_only=only
+        ),
+        recover_after_s=0.5,
+    )
+    await session.feed(np.concatenate([silence(0.5), speak(SENTENCES[0]), silence(1.2)]).tobytes())
+    summary = await session.finish(timeout=15)
+    text = await nc.jetstream().stream_info(
+        subjects.text_stream, subjects_filter=subjects.text(session_id)
+    )
+    await nc.drain()
+
+    assert (text.state.subjects or {}).get(subjects.text(session_id)) == 1  # still waiting
+    finals = [e for e in sent if isinstance(e, FinalEvent)]
+    assert [f.seq for f in finals] == [0] and "coffee" in finals[0].text.lower()
+    assert (summary.finals, summary.translations, summary.translations_failed) == (1, 0, 1)

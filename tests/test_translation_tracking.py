@@ -13,7 +13,9 @@ from nova_gateway.translations import Routing, TranslationTracker, route
 # --------------------------------------------------------------------------- route
 
 
-def mt_worker(*backends: str, worker_id: str = "mt-1") -> WorkerHeartbeat:
+def mt_worker(
+    *backends: str, worker_id: str = "mt-1", multilingual: bool = False
+) -> WorkerHeartbeat:
     return WorkerHeartbeat(
         worker_id=worker_id,
         role="mt",
@@ -23,6 +25,7 @@ def mt_worker(*backends: str, worker_id: str = "mt-1") -> WorkerHeartbeat:
         in_flight=0,
         sent_at=0.0,
         backends=backends,
+        multilingual_mt=multilingual,
     )
 
 
@@ -34,7 +37,7 @@ def test_targets_without_english_all_go_to_text_mt(english_via: str) -> None:
 
 
 def test_whisper_mode_sends_english_to_whisper_even_with_a_neural_worker() -> None:
-    routing = route(["es", "en", "de"], "whisper", [mt_worker("ct2:nllb")])
+    routing = route(["es", "en", "de"], "whisper", [mt_worker("ct2:nllb", multilingual=True)])
     assert routing == Routing(text_targets=("es", "de"), whisper_english=True)
     assert set(routing.targets) == {"es", "de", "en"}
 
@@ -53,14 +56,18 @@ def test_auto_with_only_a_rules_worker_uses_whisper() -> None:
     assert routing == Routing(text_targets=("es",), whisper_english=True)
 
 
-def test_auto_with_a_live_neural_worker_uses_text_mt() -> None:
-    workers = [mt_worker("apertium"), mt_worker("ct2:nllb-200-distilled-600M", "apertium")]
+def test_auto_with_a_live_multilingual_worker_uses_text_mt() -> None:
+    workers = [
+        mt_worker("apertium"),
+        mt_worker("ct2:nllb-200-distilled-600M", "apertium", worker_id="mt-2", multilingual=True),
+    ]
     routing = route(["en", "es"], "auto", workers)
     assert routing == Routing(text_targets=("en", "es"), whisper_english=False)
 
 
-def test_auto_looks_for_the_ct2_prefix_not_just_the_word() -> None:
-    routing = route(["en"], "auto", [mt_worker("apertium-ct2:x")])
+def test_auto_ignores_a_single_pair_model() -> None:
+    # OPUS-MT en→es cannot take French speech to English; Whisper can.
+    routing = route(["en"], "auto", [mt_worker("ct2:opus-mt-en-es", multilingual=False)])
     assert routing.whisper_english is True
 
 
