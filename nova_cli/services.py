@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 import shutil
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import msgspec
 import structlog
+from nats.aio.client import Client
 from prometheus_client import CollectorRegistry, start_http_server
 
 from nova_cli.runtime import connect_and_provision, stop_on_signals
 from nova_cli.stack import LocalStack
 from nova_common.nats_server import EmbeddedNatsServer, free_port
-from nova_common.pull_worker import work_until
+from nova_common.pull_worker import PullWorker, work_until
 from nova_common.settings import Settings
 from nova_gateway.service import make_gateway
 from nova_mt.service import describe_backends, load_backends
@@ -117,30 +119,40 @@ async def run_gateway(settings: Settings, *, port: int | None) -> int:
 
 
 async def run_stt(settings: Settings, *, metrics_port: int | None) -> int:
-    stop = asyncio.Event()
-    stop_on_signals(stop)
-    registry = CollectorRegistry()
-    if metrics_port:
-        start_http_server(metrics_port, registry=registry)
-    nc = await connect_and_provision(settings, name="nova-stt")
-    model = await asyncio.to_thread(load_model, settings)
-    worker = make_worker(nc, settings, model, registry)
-    print(f"nova stt worker {worker.worker_id} ready (model {settings.stt.model})", flush=True)
-    await work_until(worker, stop)
-    await nc.drain()
-    return 0
+    async def make(nc: Client, registry: CollectorRegistry) -> tuple[PullWorker, str]:
+        model = await asyncio.to_thread(load_model, settings)
+        worker = make_worker(nc, settings, model, registry)
+        return worker, f"nova stt worker {worker.worker_id} ready (model {settings.stt.model})"
+
+    return await _serve_worker(settings, "nova-stt", make, metrics_port=metrics_port)
 
 
 async def run_mt(settings: Settings, *, metrics_port: int | None) -> int:
+    async def make(nc: Client, registry: CollectorRegistry) -> tuple[PullWorker, str]:
+        backends = await asyncio.to_thread(load_backends, settings)
+        worker = make_mt_worker(nc, settings, backends, registry)
+        return worker, f"nova mt worker {worker.worker_id} ready ({describe_backends(backends)})"
+
+    return await _serve_worker(settings, "nova-mt", make, metrics_port=metrics_port)
+
+
+async def _serve_worker(
+    settings: Settings,
+    name: str,
+    make: Callable[[Client, CollectorRegistry], Awaitable[tuple[PullWorker, str]]],
+    *,
+    metrics_port: int | None,
+) -> int:
+    """Connect (NATS first: failing there is quick), load and build the worker, say it is
+    ready, work until SIGINT/SIGTERM, drain."""
     stop = asyncio.Event()
     stop_on_signals(stop)
     registry = CollectorRegistry()
     if metrics_port:
         start_http_server(metrics_port, registry=registry)
-    nc = await connect_and_provision(settings, name="nova-mt")
-    backends = await asyncio.to_thread(load_backends, settings)
-    worker = make_mt_worker(nc, settings, backends, registry)
-    print(f"nova mt worker {worker.worker_id} ready ({describe_backends(backends)})", flush=True)
+    nc = await connect_and_provision(settings, name=name)
+    worker, ready = await make(nc, registry)
+    print(ready, flush=True)
     await work_until(worker, stop)
     await nc.drain()
     return 0

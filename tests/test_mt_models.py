@@ -12,14 +12,12 @@ import pytest
 
 from nova_mt.models import (
     CATALOG,
-    DEFAULT_HUB,
     METADATA_FILE,
     MtModelNotAvailable,
     catalog_entry,
     installed_models,
     list_mt_models,
     model_info,
-    offline_reason,
     pull_model,
     resolve_mt_model,
 )
@@ -161,22 +159,6 @@ def test_pull_gives_up_on_an_endpoint_that_does_not_answer(
         assert time.monotonic() - started < 2.0
 
 
-def test_pull_from_the_real_hub_fails_fast_on_this_offline_machine(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.delenv("HF_ENDPOINT", raising=False)
-    started = time.monotonic()
-    reason = offline_reason("facebook/nllb-200-distilled-600M", offline=None, timeout_s=3.0)
-    assert time.monotonic() - started < 4.0
-    if reason is None:  # never start a multi-GB download from a test
-        pytest.skip(f"this machine reaches {DEFAULT_HUB}")
-    started = time.monotonic()
-    with pytest.raises(MtModelNotAvailable, match="no internet"):
-        pull_model("nllb-200-distilled-600M", tmp_path)
-    assert time.monotonic() - started < 4.0
-
-
 def test_pull_with_hf_hub_offline_fails_without_trying(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -186,7 +168,7 @@ def test_pull_with_hf_hub_offline_fails_without_trying(
     started = time.monotonic()
     with pytest.raises(MtModelNotAvailable, match="HF_HUB_OFFLINE"):
         pull_model("nllb-200-distilled-600M", tmp_path)
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 2.0  # the probe alone would take 3 s
     with pytest.raises(MtModelNotAvailable, match="offline"):
         pull_model("m2m100_418M", tmp_path, offline=True)
 
