@@ -62,6 +62,8 @@ class Transcript(msgspec.Struct, frozen=True, kw_only=True, tag="transcript", ta
     end: float
     worker_id: str
     compute_s: float
+    # Text dropped as not speech (nova_stt.filters reasons), e.g. ("no_speech_vad",).
+    suppressed: tuple[str, ...] = ()
 
 
 class SegmentFailed(

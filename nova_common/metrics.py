@@ -63,10 +63,16 @@ class SttMetrics:
     inference_seconds: Histogram
     audio_seconds: Counter
     batch_size: Histogram
+    suppressed: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> SttMetrics:
         return cls(
+            suppressed=Counter(
+                "nova_stt_suppressed",
+                "Text dropped or trimmed as not speech (hallucination filters), by reason",
+                ["reason"], registry=registry,
+            ),
             segments=Counter(
                 "nova_stt_segments", "Segments transcribed", ["kind"], registry=registry
             ),

@@ -86,6 +86,13 @@ class SttSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     nak_delay_s: float = 2.0
     heartbeat_interval_s: float = 2.0
     durable: str = "stt"
+    # No text that nobody said (nova_stt/filters.py): Silero VAD must find this much speech in
+    # an utterance before Whisper sees it; Whisper's own failure signals drop segments.
+    speech_gate: bool = True
+    min_speech_s: float = 0.2
+    no_speech_threshold: float = 0.6
+    log_prob_threshold: float = -1.0
+    compression_ratio_threshold: float = 2.4
     # A pull subscription can go quiet after a server restart (DESIGN §7): after this many empty
     # fetches in a row, or failed ones, the worker checks its consumer and binds afresh.
     rebind_after_idle: int = 30

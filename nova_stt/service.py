@@ -9,12 +9,20 @@ from nova_common.metrics import SttMetrics
 from nova_common.provision import topology
 from nova_common.settings import Settings
 from nova_common.subjects import Subjects
+from nova_stt.filters import FilterSettings
 from nova_stt.transcriber import SpeechToText
 from nova_stt.worker import SttWorker
 
 
 def load_model(settings: Settings) -> SpeechToText:
     stt = settings.stt
+    filters = FilterSettings(
+        speech_gate=stt.speech_gate,
+        min_speech_s=stt.min_speech_s,
+        no_speech_threshold=stt.no_speech_threshold,
+        log_prob_threshold=stt.log_prob_threshold,
+        compression_ratio_threshold=stt.compression_ratio_threshold,
+    )
     return SpeechToText(
         stt.model,
         cache_dir=settings.models_dir,
@@ -22,6 +30,7 @@ def load_model(settings: Settings) -> SpeechToText:
         compute_type=stt.compute_type,
         cpu_threads=stt.cpu_threads,
         beam_size=stt.beam_size,
+        filters=filters,
     )
 
 

@@ -11,6 +11,13 @@ import numpy as np
 from nova_common.fate import PermanentError
 from nova_common.languages import UnsupportedLanguage, check_language
 from nova_common.messages import Task
+from nova_stt.filters import (
+    FilterSettings,
+    SegmentEvidence,
+    break_repetitions,
+    segment_verdict,
+    speech_seconds,
+)
 from nova_stt.models import ModelNotAvailable, hub_hint, resolve_model
 
 SAMPLE_RATE = 16000
@@ -22,6 +29,8 @@ class SpeechResult:
     language: str
     language_probability: float
     compute_s: float
+    # Why text was dropped or trimmed (nova_stt.filters), one reason per segment affected.
+    suppressed: tuple[str, ...] = ()
 
 
 def pcm16_to_float(pcm: bytes) -> np.ndarray:
@@ -42,12 +51,14 @@ class SpeechToText:
         compute_type: str = "default",
         cpu_threads: int = 0,
         beam_size: int = 5,
+        filters: FilterSettings | None = None,
     ) -> None:
         from faster_whisper import WhisperModel
 
         self.reference = model
         self.device = device
         self.beam_size = beam_size
+        self.filters = filters or FilterSettings()
         location = resolve_model(model, cache_dir)
         if compute_type == "default":
             compute_type = "int8" if device == "cpu" else "float16"
@@ -73,6 +84,15 @@ class SpeechToText:
                 f"model {self.reference!r} is English-only; asked for {language!r}"
             )
         started = time.perf_counter()
+        if self.filters.speech_gate and speech_seconds(audio) < self.filters.min_speech_s:
+            # Noise or music that fooled the gateway's VAD: no model time, no invented words.
+            return SpeechResult(
+                text="",
+                language=language or "und",
+                language_probability=0.0,
+                compute_s=time.perf_counter() - started,
+                suppressed=("no_speech_vad",),
+            )
         try:
             segments, info = self._model.transcribe(
                 audio,
@@ -90,10 +110,28 @@ class SpeechToText:
                 raise UnsupportedLanguage(str(exc)) from exc
             raise
         # The segments are a lazy generator: decoding happens while we iterate.
-        text = " ".join(seg.text.strip() for seg in segments).strip()
+        kept: list[str] = []
+        suppressed: list[str] = []
+        for seg in segments:
+            evidence = SegmentEvidence(
+                text=seg.text.strip(),
+                no_speech_prob=seg.no_speech_prob,
+                avg_logprob=seg.avg_logprob,
+                compression_ratio=seg.compression_ratio,
+                temperature=seg.temperature or 0.0,
+            )
+            reason = segment_verdict(evidence, info.language, self.filters)
+            if reason is not None:
+                suppressed.append(reason)
+                continue
+            text = break_repetitions(evidence.text, self.filters.max_repeats)
+            if text != evidence.text:
+                suppressed.append("repetition")
+            kept.append(text)
         return SpeechResult(
-            text=text,
+            text=" ".join(kept).strip(),
             language=info.language,
             language_probability=float(info.language_probability),
             compute_s=time.perf_counter() - started,
+            suppressed=tuple(suppressed),
         )

@@ -132,12 +132,15 @@ class SttWorker(PullWorker):
                 end=segment.end,
                 worker_id=self.worker_id,
                 compute_s=result.compute_s,
+                suppressed=result.suppressed,
             )
             await self._publish_result(transcript)
             transcript_out = True
             self._metrics.segments.labels(segment.kind).inc()
             self._metrics.inference_seconds.observe(result.compute_s)
             self._metrics.audio_seconds.inc(segment.end - segment.start)
+            for reason in result.suppressed:
+                self._metrics.suppressed.labels(reason).inc()
             if segment.kind == "final" and transcript.text:
                 await self._hand_on(segment, transcript)
         except Exception as err:
