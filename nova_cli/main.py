@@ -65,7 +65,11 @@ def _parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("transcribe", parents=[common], help="stream audio files through a gateway")
     tr.add_argument("files", nargs="+", type=Path, metavar="FILE")
     tr.add_argument("--url", default="ws://127.0.0.1:8765/ws", help="gateway WebSocket URL")
-    tr.add_argument("--language", default="auto", help="auto, or a language code such as en")
+    tr.add_argument(
+        "--language",
+        default="auto",
+        help="auto; a language code such as en; or a list to detect among, en,de",
+    )
     tr.add_argument("--task", default="transcribe", choices=["transcribe", "translate"])
     tr.add_argument("--format", default="text", choices=["text", "jsonl", "srt", "vtt"])
     tr.add_argument(

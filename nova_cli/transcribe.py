@@ -46,8 +46,11 @@ async def run_transcribe(
             print(f"nova transcribe: {exc}", file=sys.stderr)
             status = 1
             continue
+        # "en,de": detect per utterance, but only between these.
+        allowed = tuple(code.strip() for code in language.split(",") if code.strip())
         start = StartMessage(
-            language=language,
+            language=language if len(allowed) <= 1 else "auto",
+            languages=allowed if len(allowed) > 1 else (),
             task=task,
             sample_rate=info.sample_rate,
             channels=info.channels,

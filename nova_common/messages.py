@@ -30,6 +30,8 @@ class AudioSegment(msgspec.Struct, frozen=True, kw_only=True):
     task: Task = "transcribe"
     # Target languages for the MT stage (Whisper codes); the STT worker forwards the transcript.
     translate_to: tuple[str, ...] = ()
+    # With language None: detect only among these (Whisper codes); empty means any.
+    allowed_languages: tuple[str, ...] = ()
     # Also translate the speech to English with Whisper's own translate task, in the STT worker.
     whisper_translate: bool = False
     # Wall-clock time the gateway published it, for queueing-delay metrics.
@@ -140,6 +142,8 @@ class StartMessage(msgspec.Struct, frozen=True, kw_only=True, tag="start", tag_f
     encoding: Literal["pcm_s16le"] = "pcm_s16le"
     # Languages (Whisper codes) each final should also be translated into.
     translate_to: tuple[str, ...] = ()
+    # With language "auto": detect per utterance, but only among these (e.g. ["en", "de"]).
+    languages: tuple[str, ...] = ()
 
 
 class UpdateMessage(msgspec.Struct, frozen=True, kw_only=True, tag="update", tag_field="type"):
@@ -164,6 +168,7 @@ class SessionStarted(msgspec.Struct, frozen=True, kw_only=True, tag="started", t
     language: str
     task: Task
     translate_to: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
 
 
 class SessionUpdated(msgspec.Struct, frozen=True, kw_only=True, tag="updated", tag_field="type"):

@@ -56,6 +56,16 @@ NO_MT_WORKER = (
 MAX_TARGETS = 8
 
 
+def check_allowed_languages(codes: tuple[str, ...], *, fixed: str | None) -> tuple[str, ...]:
+    """The languages detection may choose from; only with ``language: "auto"``."""
+    if codes and fixed is not None:
+        raise UnsupportedLanguage(
+            f"'languages' restricts detection, but 'language' is fixed to {fixed!r}: "
+            "send one or the other"
+        )
+    return tuple(dict.fromkeys(check_target_language(code) for code in codes))
+
+
 def check_targets(targets: tuple[str, ...]) -> tuple[str, ...]:
     """Normalised, de-duplicated targets in the client's order; ``UnsupportedLanguage`` else."""
     if len(targets) > MAX_TARGETS:
@@ -211,6 +221,7 @@ class ClientConnection:
             check_format(message.sample_rate, message.channels)
             language = check_language(message.language)
             targets = check_targets(message.translate_to)
+            allowed = check_allowed_languages(message.languages, fixed=language)
         except AudioFormatError as exc:
             await self._error(exc.code, str(exc))
             return
@@ -218,7 +229,7 @@ class ClientConnection:
             await self._error(exc.code, str(exc))
             return
         message = msgspec.structs.replace(
-            message, language=language or "auto", translate_to=targets
+            message, language=language or "auto", translate_to=targets, languages=allowed
         )
         # Subscribe before any audio is published, so no result can slip past.
         self._subscription = await self._nc.subscribe(
@@ -247,6 +258,7 @@ class ClientConnection:
                 language=message.language,
                 task=message.task,
                 translate_to=message.translate_to,
+                languages=message.languages,
             )
         )
         await self._notice_if_no_worker()

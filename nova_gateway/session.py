@@ -111,6 +111,7 @@ class Session:
             pcm=utterance.pcm.tobytes(),
             language=self.language,
             task=self.start.task,
+            allowed_languages=self.start.languages,
             translate_to=routing.text_targets,
             whisper_translate=routing.whisper_english,
             sent_at=time.time(),

@@ -39,6 +39,19 @@ def pcm16_to_float(pcm: bytes) -> np.ndarray:
     return np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
 
 
+def choose_language(
+    probabilities: list[tuple[str, float]], allowed: tuple[str, ...]
+) -> tuple[str, float]:
+    """The most probable of the ``allowed`` languages, with its share of their probability:
+    a session that knows it hears English or German is never told it heard Thai."""
+    scores = {code: p for code, p in probabilities if code in allowed}
+    if not scores:
+        return allowed[0], 0.0
+    best = max(scores, key=lambda code: scores[code])
+    total = sum(scores.values())
+    return best, scores[best] / total if total > 0 else 0.0
+
+
 class SpeechToText:
     """Loads one Whisper model and transcribes utterances; call from a worker thread."""
 
@@ -72,7 +85,10 @@ class SpeechToText:
             raise ModelNotAvailable(hub_hint(model)) from exc
         self.multilingual = bool(self._model.model.is_multilingual)
 
-    def transcribe(self, pcm: bytes, *, language: str | None, task: Task) -> SpeechResult:
+    def transcribe(
+        self, pcm: bytes, *, language: str | None, task: Task, allowed: tuple[str, ...] = ()
+    ) -> SpeechResult:
+        """``allowed``: with no ``language``, detect only among these codes."""
         audio = pcm16_to_float(pcm)
         if audio.size == 0:
             raise PermanentError("empty audio segment")
@@ -93,6 +109,12 @@ class SpeechToText:
                 compute_s=time.perf_counter() - started,
                 suppressed=("no_speech_vad",),
             )
+        chosen_probability: float | None = None
+        if language is None and allowed and self.multilingual:
+            for code in allowed:
+                check_language(code)  # a bad code fails once, before model time
+            _, _, probabilities = self._model.detect_language(audio)
+            language, chosen_probability = choose_language(probabilities, allowed)
         try:
             segments, info = self._model.transcribe(
                 audio,
@@ -131,7 +153,11 @@ class SpeechToText:
         return SpeechResult(
             text=" ".join(kept).strip(),
             language=info.language,
-            language_probability=float(info.language_probability),
+            language_probability=(
+                float(info.language_probability)
+                if chosen_probability is None
+                else chosen_probability
+            ),
             compute_s=time.perf_counter() - started,
             suppressed=tuple(suppressed),
         )

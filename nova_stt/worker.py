@@ -102,11 +102,18 @@ class SttWorker(PullWorker):
             self._in_flight = 0
 
     async def _run_model(
-        self, segment: AudioSegment, *, task: Task, language: str | None
+        self,
+        segment: AudioSegment,
+        *,
+        task: Task,
+        language: str | None,
+        allowed: tuple[str, ...] = (),
     ) -> SpeechResult:
         return await asyncio.get_running_loop().run_in_executor(
             self._executor,
-            lambda: self._stt.transcribe(segment.pcm, language=language, task=task),
+            lambda: self._stt.transcribe(
+                segment.pcm, language=language, task=task, allowed=allowed
+            ),
         )
 
     async def _handle(self, msg: Msg) -> None:
@@ -120,7 +127,12 @@ class SttWorker(PullWorker):
                 raise PermanentError(f"undecodable segment: {err}") from err
             if segment.sample_rate != 16000:
                 raise PermanentError(f"segment sample rate {segment.sample_rate}, expected 16000")
-            result = await self._run_model(segment, task=segment.task, language=segment.language)
+            result = await self._run_model(
+                segment,
+                task=segment.task,
+                language=segment.language,
+                allowed=segment.allowed_languages,
+            )
             transcript = Transcript(
                 session_id=segment.session_id,
                 seq=segment.seq,

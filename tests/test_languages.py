@@ -125,3 +125,13 @@ def test_translation_target_must_name_a_language(code: str) -> None:
         check_target_language(code)
     assert repr(code) in str(caught.value)
     assert fate_of(caught.value) is Fate.DEAD
+
+
+def test_choose_language_picks_the_most_probable_allowed_one() -> None:
+    from nova_stt.transcriber import choose_language
+
+    probabilities = [("th", 0.5), ("en", 0.3), ("de", 0.1), ("fr", 0.1)]
+    assert choose_language(probabilities, ("en", "de")) == ("en", pytest.approx(0.75))
+    assert choose_language(probabilities, ("de",)) == ("de", pytest.approx(1.0))
+    # Nothing of the allowed ones scored: the first allowed, with no confidence.
+    assert choose_language([("th", 1.0)], ("en", "de")) == ("en", 0.0)
