@@ -9,17 +9,10 @@ from dataclasses import dataclass, field
 from typing import Literal, TextIO
 
 from nova_common.messages import FinalEvent, FinalRecord, TranslationEvent, json_encoder
+from nova_common.subtitles import VTT_HEADER, Cue, cue_text
 
 Format = Literal["text", "jsonl", "srt", "vtt"]
 FORMATS: tuple[Format, ...] = ("text", "jsonl", "srt", "vtt")
-
-
-def timestamp(seconds: float, sep: str) -> str:
-    ms = round(max(seconds, 0.0) * 1000)
-    h, rem = divmod(ms, 3_600_000)
-    m, rem = divmod(rem, 60_000)
-    s, ms = divmod(rem, 1000)
-    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
 
 
 @dataclass
@@ -117,7 +110,7 @@ class FinalWriter:
         self._pairing = TranslationPairing(targets)
         self._cue = 0
         if fmt == "vtt":
-            out.write("WEBVTT\n\n")
+            out.write(VTT_HEADER)
 
     def write(self, final: FinalEvent) -> None:
         self._emit(self._pairing.final(final))
@@ -159,7 +152,5 @@ class FinalWriter:
             self._out.write(json_encoder.encode(record).decode() + "\n")
         else:
             self._cue += 1
-            sep = "," if self._fmt == "srt" else "."
-            span = f"{timestamp(final.start, sep)} --> {timestamp(final.end, sep)}"
             lines = [final.text, *(f"[{lang}] {text}" for lang, text in translations.items())]
-            self._out.write(f"{self._cue}\n{span}\n" + "\n".join(lines) + "\n\n")
+            self._out.write(cue_text(self._cue, Cue(final.start, final.end, lines), self._fmt))

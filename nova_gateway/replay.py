@@ -50,6 +50,13 @@ async def replay_results(
         return []
     if translations_only and await text_pending(js, subjects, session_id):
         return []
+    return await read_results(js, subjects, session_id, batch=batch)
+
+
+async def read_results(
+    js: JetStreamContext, subjects: Subjects, session_id: str, *, batch: int = 256
+) -> list[ResultMessage]:
+    """Every result of the session still in RESULTS, in the order they were stored."""
     psub = await js.pull_subscribe(
         subjects.results(session_id),
         stream=subjects.results_stream,

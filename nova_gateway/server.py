@@ -1,9 +1,12 @@
-"""One port: the WebSocket ``/ws`` and the HTTP endpoints ``/health``, ``/health/full``, ``/metrics``."""
+"""One port: the WebSocket ``/ws`` and the HTTP endpoints ``/health``, ``/health/full``,
+``/metrics`` and ``/sessions/<sid>/subtitles.{srt,vtt}``."""
 
 from __future__ import annotations
 
 import asyncio
 import http
+import re
+import urllib.parse
 
 import structlog
 from nats.aio.client import Client
@@ -13,12 +16,15 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from nova_common import provision
+from nova_common.languages import UnsupportedLanguage, check_target_language
 from nova_common.messages import HealthReport, json_encoder
 from nova_common.metrics import GatewayMetrics
 from nova_common.settings import GatewaySettings, VadSettings
-from nova_common.subjects import Subjects
+from nova_common.subjects import Subjects, is_valid_token
 from nova_gateway.connection import ClientConnection
 from nova_gateway.publisher import AudioPublisher
+from nova_gateway.replay import read_results
+from nova_gateway.subtitles import subtitles
 from nova_gateway.translations import EnglishVia
 from nova_gateway.workers import WorkerRegistry
 
@@ -27,6 +33,9 @@ log = structlog.get_logger(__name__)
 # websockets closes the connection itself (1009) past this multiple of the frame limit; below it
 # an oversized frame is refused with an error event and the connection stays usable.
 HARD_LIMIT_FACTOR = 4
+
+SUBTITLES_PATH = re.compile(r"^/sessions/([^/]+)/subtitles\.(srt|vtt)$")
+SUBTITLE_TYPES = {"srt": "application/x-subrip; charset=utf-8", "vtt": "text/vtt; charset=utf-8"}
 
 
 def _response(status: http.HTTPStatus, body: bytes, content_type: str) -> Response:
@@ -98,7 +107,7 @@ class Gateway:
     # ------------------------------------------------------------------ HTTP
 
     async def _http(self, connection: ServerConnection, request: Request) -> Response | None:
-        path = request.path.split("?", 1)[0]
+        path, _, query = request.path.partition("?")
         if path == "/ws":
             return None  # carry on with the WebSocket handshake
         if path == "/health":
@@ -111,9 +120,35 @@ class Gateway:
             return _response(
                 http.HTTPStatus.OK, generate_latest(self._registry), CONTENT_TYPE_LATEST
             )
+        if match := SUBTITLES_PATH.match(path):
+            return await self._subtitles(match.group(1), match.group(2), query)
         return _json(
-            http.HTTPStatus.NOT_FOUND, {"error": f"no such path {path}; try /ws or /health"}
+            http.HTTPStatus.NOT_FOUND,
+            {"error": f"no such path {path}; try /ws, /health or /sessions/<id>/subtitles.vtt"},
         )
+
+    async def _subtitles(self, session_id: str, fmt: str, query: str) -> Response:
+        language = urllib.parse.parse_qs(query).get("language", [None])[0]
+        try:
+            if language is not None:
+                language = check_target_language(language)
+        except UnsupportedLanguage as exc:
+            return _json(http.HTTPStatus.BAD_REQUEST, {"error": str(exc)})
+        if not is_valid_token(session_id):
+            return _json(http.HTTPStatus.NOT_FOUND, {"error": "no such session"})
+        try:
+            results = await read_results(self._js, self._subjects, session_id)
+        except Exception as exc:  # NATS unreachable: not the client's fault
+            log.warning("subtitles: cannot read results", error=repr(exc))
+            return _json(http.HTTPStatus.SERVICE_UNAVAILABLE, {"error": "results unavailable"})
+        if not results:
+            return _json(
+                http.HTTPStatus.NOT_FOUND,
+                {"error": "no results for this session: unknown, expired, or nothing "
+                          "transcribed yet"},
+            )  # fmt: skip
+        body = subtitles(results, "srt" if fmt == "srt" else "vtt", language=language)
+        return _response(http.HTTPStatus.OK, body.encode(), SUBTITLE_TYPES[fmt])
 
     async def health_report(self) -> HealthReport:
         missing: list[str] = []

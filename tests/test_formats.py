@@ -8,8 +8,9 @@ import json
 import msgspec
 import pytest
 
-from nova_client.formats import FORMATS, FinalWriter, Format, timestamp
+from nova_client.formats import FORMATS, FinalWriter, Format
 from nova_common.messages import FinalEvent, FinalRecord, TranslationEvent
+from nova_common.subtitles import timestamp
 
 
 def final(seq: int, text: str, start: float, end: float) -> FinalEvent:
