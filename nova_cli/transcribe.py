@@ -49,7 +49,7 @@ async def run_transcribe(
         # "en,de": detect per utterance, but only between these.
         allowed = tuple(code.strip() for code in language.split(",") if code.strip())
         start = StartMessage(
-            language=language if len(allowed) <= 1 else "auto",
+            language=allowed[0] if len(allowed) == 1 else "auto",
             languages=allowed if len(allowed) > 1 else (),
             task=task,
             sample_rate=info.sample_rate,

@@ -30,7 +30,13 @@ def cue_text(number: int, cue: Cue, fmt: SubtitleFormat) -> str:
     """One numbered cue with its blank-line terminator (SRT needs the number; VTT allows it)."""
     sep = "," if fmt == "srt" else "."
     span = f"{timestamp(cue.start, sep)} --> {timestamp(cue.end, sep)}"
-    return f"{number}\n{span}\n" + "\n".join(cue.lines) + "\n\n"
+    # WebVTT cue text is markup: a spoken "<" or "&" must be escaped to show as itself.
+    lines = [_vtt_escape(line) for line in cue.lines] if fmt == "vtt" else list(cue.lines)
+    return f"{number}\n{span}\n" + "\n".join(lines) + "\n\n"
+
+
+def _vtt_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def render(cues: Iterable[Cue], fmt: SubtitleFormat) -> str:

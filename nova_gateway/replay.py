@@ -53,10 +53,22 @@ async def replay_results(
     return await read_results(js, subjects, session_id, batch=batch)
 
 
+async def results_stored(js: JetStreamContext, subjects: Subjects, session_id: str) -> int:
+    """How many results RESULTS holds for the session (no consumer needed to ask)."""
+    return await _pending(js, subjects.results_stream, subjects.results(session_id))
+
+
 async def read_results(
-    js: JetStreamContext, subjects: Subjects, session_id: str, *, batch: int = 256
+    js: JetStreamContext,
+    subjects: Subjects,
+    session_id: str,
+    *,
+    batch: int = 256,
+    complete: bool = False,
 ) -> list[ResultMessage]:
-    """Every result of the session still in RESULTS, in the order they were stored."""
+    """Every result of the session still in RESULTS, in the order they were stored. With
+    ``complete``, a read that times out part-way raises ``TimeoutError`` instead of returning
+    what it has (a replay can use part; a subtitle file must not be silently short)."""
     psub = await js.pull_subscribe(
         subjects.results(session_id),
         stream=subjects.results_stream,
@@ -79,7 +91,8 @@ async def read_results(
                 with contextlib.suppress(msgspec.DecodeError):
                     results.append(result_decoder.decode(msg.data))
     except TimeoutError:
-        pass
+        if complete:
+            raise
     finally:
         await psub.unsubscribe()
         if name is not None:

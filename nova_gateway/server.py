@@ -23,7 +23,7 @@ from nova_common.settings import GatewaySettings, VadSettings
 from nova_common.subjects import Subjects, is_valid_token
 from nova_gateway.connection import ClientConnection
 from nova_gateway.publisher import AudioPublisher
-from nova_gateway.replay import read_results
+from nova_gateway.replay import read_results, results_stored
 from nova_gateway.subtitles import subtitles
 from nova_gateway.translations import EnglishVia
 from nova_gateway.workers import WorkerRegistry
@@ -137,8 +137,14 @@ class Gateway:
         if not is_valid_token(session_id):
             return _json(http.HTTPStatus.NOT_FOUND, {"error": "no such session"})
         try:
-            results = await read_results(self._js, self._subjects, session_id)
-        except Exception as exc:  # NATS unreachable: not the client's fault
+            # Asked of the stream's state first: an unknown id costs no consumer.
+            stored = await results_stored(self._js, self._subjects, session_id)
+            results = (
+                await read_results(self._js, self._subjects, session_id, complete=True)
+                if stored
+                else []
+            )
+        except Exception as exc:  # NATS unreachable or slow: not the client's fault
             log.warning("subtitles: cannot read results", error=repr(exc))
             return _json(http.HTTPStatus.SERVICE_UNAVAILABLE, {"error": "results unavailable"})
         if not results:

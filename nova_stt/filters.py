@@ -34,10 +34,11 @@ class FilterSettings:
     log_prob_threshold: float = -1.0
     compression_ratio_threshold: float = 2.4
     # A known sign-off counts as a hallucination only with weak evidence of speech: Whisper
-    # thought it likely silence, or needed a temperature fallback. (Not log-probability: a real,
-    # clear "Thank you." scored -0.66.)
-    weak_no_speech_prob: float = 0.2
-    max_repeats: int = 2
+    # thought it more likely silence than not, or needed a temperature fallback. (Not lower:
+    # a clean espeak "Yes." scored 0.20, a quiet real "Thank you." 0.21.)
+    weak_no_speech_prob: float = 0.5
+    # Loops longer than this are cut to it: "ha ha ha ha" is speech, twenty of them are not.
+    max_repeats: int = 4
 
 
 @dataclass(frozen=True)
@@ -55,16 +56,20 @@ def speech_seconds(audio: np.ndarray, sample_rate: int = 16000) -> float:
     """Seconds of speech Silero VAD finds in float32 audio."""
     from faster_whisper.vad import VadOptions, get_speech_timestamps
 
-    spans = get_speech_timestamps(audio, VadOptions(min_speech_duration_ms=100))
+    # No padding: the default 400 ms around each span would make any blip count as speech.
+    spans = get_speech_timestamps(audio, VadOptions(min_speech_duration_ms=100, speech_pad_ms=0))
     return sum(span["end"] - span["start"] for span in spans) / sample_rate
 
 
 # fmt: off
-#: Credits Whisper learned from subtitle files: nobody says these.
-_CREDITS = ("amara org", "subtitles by", "untertitel im auftrag", "untertitelung im auftrag",
-            "sous titres realises", "sous titrage", "subtitulos realizados", "sottotitoli creati",
-            "legendas pela comunidade", "ondertiteld door", "субтитры сделал", "субтитры создавал",
-            "字幕由", "transcription by castingwords")
+#: Names from the credits Whisper learned from subtitle files: nobody says these.
+_CREDIT_NAMES = ("amara org", "castingwords", "dimatorzok")
+#: How such credits begin; real speech may begin so too ("subtitles by clicking…"), so these
+#: count only as a whole short segment with weak evidence, like sign-offs.
+_CREDIT_OPENINGS = ("subtitles by", "untertitel im auftrag", "untertitelung im auftrag",
+                    "sous titres realises", "sous titrage", "subtitulos realizados",
+                    "sottotitoli creati", "legendas pela comunidade", "ondertiteld door",
+                    "субтитры сделал", "субтитры создавал", "字幕由")
 #: Sign-offs and fillers Whisper produces for silence and noise; real people say them too.
 _SIGN_OFFS: dict[str, tuple[str, ...]] = {
     "en": ("thank you for watching", "thanks for watching", "thank you so much for watching",
@@ -106,23 +111,32 @@ def has_words(text: str) -> bool:
 
 
 def is_credit(text: str) -> bool:
+    """Names a subtitling credit: always a hallucination."""
     plain = _strip_accents(normalise(text))
-    return any(_strip_accents(credit) in plain for credit in _CREDITS)
+    return any(name in plain for name in _CREDIT_NAMES)
 
 
 def is_sign_off(text: str, language: str) -> bool:
-    return normalise(text) in _SIGN_OFFS.get(language, ())
+    """A whole segment that is a known sign-off, or opens like a subtitling credit."""
+    normal = normalise(text)
+    if normal in _SIGN_OFFS.get(language, ()):
+        return True
+    plain = _strip_accents(normal)
+    return len(plain.split()) <= 8 and plain.startswith(
+        tuple(_strip_accents(opening) for opening in _CREDIT_OPENINGS)
+    )
 
 
 _WORD = re.compile(r"\S+")
 
 
-def break_repetitions(text: str, max_repeats: int = 2) -> str:
+def break_repetitions(text: str, max_repeats: int = 4) -> str:
     """Cut loops: an n-gram (1–6 words) repeated more than ``max_repeats`` times in a row is
-    kept ``max_repeats`` times ("no no no no no" → "no no")."""
+    kept ``max_repeats`` times. Text without a loop comes back unchanged, spacing included."""
     words = _WORD.findall(text)
     if len(words) <= max_repeats:
         return text
+    cut = False
     out: list[str] = []
     i = 0
     while i < len(words):
@@ -134,7 +148,8 @@ def break_repetitions(text: str, max_repeats: int = 2) -> str:
             n, repeats = loop
             out += words[i : i + n] * max_repeats
             i += n * repeats
-    return " ".join(out)
+            cut = True
+    return " ".join(out) if cut else text
 
 
 def _loop_at(words: list[str], i: int, max_repeats: int) -> tuple[int, int] | None:

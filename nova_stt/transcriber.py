@@ -142,7 +142,9 @@ class SpeechToText:
                 compression_ratio=seg.compression_ratio,
                 temperature=seg.temperature or 0.0,
             )
-            reason = segment_verdict(evidence, info.language, self.filters)
+            # A translate task writes English whatever was spoken: English sign-offs apply.
+            written = "en" if task == "translate" else info.language
+            reason = segment_verdict(evidence, written, self.filters)
             if reason is not None:
                 suppressed.append(reason)
                 continue

@@ -45,6 +45,13 @@ def test_break_repetitions_respects_max_repeats() -> None:
     assert break_repetitions("la la la", max_repeats=3) == "la la la"
 
 
+def test_by_default_speech_that_repeats_a_little_is_left_alone() -> None:
+    for text in ("go go go", "Tora! Tora! Tora!", "very very very good", "ha ha ha ha",
+                 "It's 1 1 1 2.", "spaced  out   text"):  # fmt: skip
+        assert break_repetitions(text) == text
+    assert break_repetitions("no " * 20 + "way") == "no no no no way"
+
+
 @pytest.mark.parametrize(("text", "words"), [("... ... ...", False), ("♪ ♪", False), ("", False),
                                              ("Hello.", True), ("42", True), ("日本語", True)])  # fmt: skip
 def test_has_words(text: str, words: bool) -> None:
@@ -56,20 +63,31 @@ def test_has_words(text: str, words: bool) -> None:
     [
         "Subtitles by the Amara.org community",
         "Sous-titres réalisés para la communauté d'Amara.org",
-        "Untertitel im Auftrag des ZDF, 2017",
         "Subtítulos realizados por la comunidad de Amara.org",
     ],
 )
-def test_subtitle_credits_are_always_dropped(text: str) -> None:
+def test_credits_naming_a_subtitler_are_always_dropped(text: str) -> None:
     assert is_credit(text)
     assert segment_verdict(evidence(text), "en", SETTINGS) == "known_phrase"
+
+
+def test_credit_openings_need_weak_evidence_and_a_short_segment() -> None:
+    credit = "Untertitel im Auftrag des ZDF, 2017"
+    assert not is_credit(credit)
+    assert segment_verdict(evidence(credit), "de", SETTINGS) is None
+    assert segment_verdict(evidence(credit, nsp=0.6), "de", SETTINGS) == "known_phrase"
+    real = "You can turn on subtitles by clicking the button."
+    assert not is_credit(real) and not is_sign_off(real, "en")
+    assert segment_verdict(evidence(real, nsp=0.6), "en", SETTINGS) is None
 
 
 def test_a_clear_thank_you_is_kept_and_a_doubtful_one_dropped() -> None:
     # Figures from Whisper base on espeak-ng "Thank you." (kept) and on silence (dropped).
     assert is_sign_off("Thank you.", "en") and is_sign_off("Thanks for watching!", "en")
     assert segment_verdict(evidence("Thank you.", nsp=0.07, lp=-0.66), "en", SETTINGS) is None
-    assert segment_verdict(evidence("Thank you.", nsp=0.45), "en", SETTINGS) == "known_phrase"
+    # A quiet real one scored 0.21: still kept.
+    assert segment_verdict(evidence("Thank you.", nsp=0.21), "en", SETTINGS) is None
+    assert segment_verdict(evidence("Thank you.", nsp=0.55), "en", SETTINGS) == "known_phrase"
     assert segment_verdict(evidence("Thank you.", temperature=0.4), "en", SETTINGS) == (
         "known_phrase"
     )

@@ -49,6 +49,12 @@ def test_vtt_cues_in_seq_order() -> None:
     )
 
 
+def test_vtt_escapes_markup_and_srt_does_not() -> None:
+    spoken = [transcript(0, "Tom & Jerry <3", 0.0, 1.0)]
+    assert "Tom &amp; Jerry &lt;3" in subtitles(spoken, "vtt")
+    assert "Tom & Jerry <3" in subtitles(spoken, "srt")
+
+
 def test_srt_in_a_target_language_has_only_translated_cues() -> None:
     assert subtitles(RESULTS, "srt", language="es") == (
         "1\n00:00:00,500 --> 00:00:01,500\nPrimero.\n\n"
@@ -77,10 +83,12 @@ async def test_subtitles_of_a_running_session(settings: Settings, whisper: Speec
                                                     for s in sentences)])  # fmt: skip
             await ws.send(audio.astype("<i2").tobytes())
             seen: set[tuple[str, int]] = set()
-            while len(seen) < 4:  # two finals and their translations; the session stays open
-                event = json.loads(await ws.recv())
-                if event["type"] in ("final", "translation"):
-                    seen.add((event["type"], event["seq"]))
+            async with asyncio.timeout(180):
+                while len(seen) < 4:  # two finals and their translations; the session stays open
+                    event = json.loads(await ws.recv())
+                    assert event["type"] != "error", event
+                    if event["type"] in ("final", "translation"):
+                        seen.add((event["type"], event["seq"]))
             base = f"{stack.http_url}/sessions/{sid}/subtitles"
             status, kind, vtt = await asyncio.to_thread(get, f"{base}.vtt")
             _, srt_kind, srt = await asyncio.to_thread(get, f"{base}.srt?language=es")
