@@ -46,6 +46,20 @@ def _work_queue(name: str, subject: str, description: str, streams: StreamSettin
     )
 
 
+def _workers_consumer(
+    durable: str, subject: str, description: str, streams: StreamSettings
+) -> ConsumerConfig:
+    return ConsumerConfig(
+        durable_name=durable,
+        description=description,
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=streams.ack_wait_s,
+        max_deliver=streams.max_deliver,
+        filter_subject=subject,
+        max_ack_pending=10_000,
+    )
+
+
 def topology(
     subjects: Subjects, streams: StreamSettings, stt: SttSettings, mt: MtSettings
 ) -> Topology:
@@ -73,23 +87,11 @@ def topology(
         duplicate_window=streams.duplicate_window_s,
         num_replicas=streams.replicas,
     )
-    stt_consumer = ConsumerConfig(
-        durable_name=stt.durable,
-        description="Speech-to-text workers share this pull consumer",
-        ack_policy=AckPolicy.EXPLICIT,
-        ack_wait=streams.ack_wait_s,
-        max_deliver=streams.max_deliver,
-        filter_subject=subjects.audio_all,
-        max_ack_pending=10_000,
+    stt_consumer = _workers_consumer(
+        stt.durable, subjects.audio_all, "Speech-to-text workers share this pull consumer", streams
     )
-    mt_consumer = ConsumerConfig(
-        durable_name=mt.durable,
-        description="Translation workers share this pull consumer",
-        ack_policy=AckPolicy.EXPLICIT,
-        ack_wait=streams.ack_wait_s,
-        max_deliver=streams.max_deliver,
-        filter_subject=subjects.text_all,
-        max_ack_pending=10_000,
+    mt_consumer = _workers_consumer(
+        mt.durable, subjects.text_all, "Translation workers share this pull consumer", streams
     )
     return Topology(
         streams=(audio, text, results),

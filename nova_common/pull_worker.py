@@ -26,6 +26,7 @@ from nats.js.api import ConsumerConfig
 from nats.js.errors import NotFoundError
 
 from nova_common.messages import WorkerHeartbeat, msgpack_encoder
+from nova_common.subjects import Subjects
 
 log = structlog.get_logger(__name__)
 
@@ -248,18 +249,20 @@ class PullWorker:
         self,
         nc: Client,
         *,
-        options: PullOptions,
-        heartbeat_subject: str,
-        heartbeat_interval_s: float,
+        section: PullSettings,
+        stream: str,
+        subjects: Subjects,
         worker_id: str | None = None,
         consumer: ConsumerConfig | None = None,
     ) -> None:
         self._nc = nc
         self._js: JetStreamContext = nc.jetstream()
+        self._subjects = subjects
         self.worker_id = worker_id or new_worker_id(self.role)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.role)
-        self._heartbeat_subject = heartbeat_subject
-        self._heartbeat_interval_s = heartbeat_interval_s
+        self._heartbeat_subject = subjects.worker_heartbeats(self.role)
+        self._heartbeat_interval_s = section.heartbeat_interval_s
+        options = PullOptions.of(section, stream)
         # Late-bound, so the batch handler can be wrapped (metrics, tests) after construction.
         self._pull = PullLoop(
             self._js,

@@ -27,7 +27,7 @@ from nova_common.messages import (
     translation_request_decoder,
 )
 from nova_common.metrics import MtMetrics
-from nova_common.pull_worker import PullOptions, PullWorker, keep_alive
+from nova_common.pull_worker import PullWorker, keep_alive
 from nova_common.settings import MtSettings, StreamSettings
 from nova_common.subjects import Subjects
 from nova_mt.translate import (
@@ -72,16 +72,15 @@ class MtWorker(PullWorker):
     ) -> None:
         super().__init__(
             nc,
-            options=PullOptions.of(settings, subjects.text_stream),
-            heartbeat_subject=subjects.worker_heartbeats(self.role),
-            heartbeat_interval_s=settings.heartbeat_interval_s,
+            section=settings,
+            stream=subjects.text_stream,
+            subjects=subjects,
             worker_id=worker_id,
             consumer=consumer,
         )
         self._router = router
         self._settings = settings
         self._streams = streams
-        self._subjects = subjects
         self._metrics = metrics
         log.info("translation backends", worker=self.worker_id, backends=self.backends)
 

@@ -31,7 +31,7 @@ from nova_common.messages import (
     segment_decoder,
 )
 from nova_common.metrics import SttMetrics
-from nova_common.pull_worker import PullOptions, PullWorker, keep_alive, quietly
+from nova_common.pull_worker import PullWorker, keep_alive, quietly
 from nova_common.settings import StreamSettings, SttSettings
 from nova_common.subjects import Subjects
 from nova_stt.transcriber import SpeechResult, SpeechToText
@@ -58,16 +58,15 @@ class SttWorker(PullWorker):
     ) -> None:
         super().__init__(
             nc,
-            options=PullOptions.of(settings, subjects.audio_stream),
-            heartbeat_subject=subjects.worker_heartbeats(self.role),
-            heartbeat_interval_s=settings.heartbeat_interval_s,
+            section=settings,
+            stream=subjects.audio_stream,
+            subjects=subjects,
             worker_id=worker_id,
             consumer=consumer,
         )
         self._stt = stt
         self._settings = settings
         self._streams = streams
-        self._subjects = subjects
         self._metrics = metrics
 
     def _heartbeat(self) -> WorkerHeartbeat:

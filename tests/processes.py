@@ -21,11 +21,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
 import pytest
 
 from nova_common.nats_server import free_port
-from tests.speech import silence, speak, write_wav
+from tests.speech import speak, with_pauses, write_wav
 
 NOVA = Path(sys.executable).parent / "nova"
 T = TypeVar("T")
@@ -205,13 +204,6 @@ def in_fresh_loop(fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a coroutine on its own loop in its own thread, apart from pytest-asyncio's loop."""
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, fn()).result(timeout=120)
-
-
-def with_pauses(parts: list[np.ndarray], pause: float = 1.2) -> np.ndarray:
-    pieces: list[np.ndarray] = [silence(0.5)]
-    for part in parts:
-        pieces += [part, silence(pause)]
-    return np.concatenate(pieces)
 
 
 def unused_port() -> int:

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import tempfile
 import wave
+from collections.abc import Sequence
 from pathlib import Path
 
 import jiwer
@@ -92,3 +93,11 @@ def normalise(text: str) -> str:
 
 def wer(references: list[str], hypotheses: list[str]) -> float:
     return float(jiwer.wer([normalise(r) for r in references], [normalise(h) for h in hypotheses]))
+
+
+def with_pauses(parts: Sequence[np.ndarray], pause: float = 1.2) -> np.ndarray:
+    """Utterances as a speaker says them: half a second of silence first, a pause after each."""
+    pieces: list[np.ndarray] = [silence(0.5)]
+    for part in parts:
+        pieces += [part, silence(pause)]
+    return np.concatenate(pieces)

@@ -11,7 +11,7 @@ from nova_cli.stack import LocalStack
 from nova_common.settings import Settings
 from nova_stt.transcriber import SpeechToText
 from tests.client import transcribe
-from tests.speech import librivox, read_wav, resample, silence, speak, wer
+from tests.speech import librivox, read_wav, resample, speak, wer, with_pauses
 
 pytestmark = pytest.mark.slow
 
@@ -22,13 +22,6 @@ SENTENCES = [
     "The children are playing in the garden.",
     "Thank you for your help with the project.",
 ]
-
-
-def with_pauses(parts: list[np.ndarray], pause: float = 1.2) -> np.ndarray:
-    pieces: list[np.ndarray] = [silence(0.5)]
-    for part in parts:
-        pieces += [part, silence(pause)]
-    return np.concatenate(pieces)
 
 
 async def test_five_sentences_come_back_as_five_finals(stack: LocalStack) -> None:

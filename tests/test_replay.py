@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import pytest
+from nats.aio.client import Client
 from prometheus_client import CollectorRegistry
 
 from nova_cli.stack import LocalStack
@@ -21,21 +24,35 @@ pytestmark = pytest.mark.slow
 SENTENCES = ["I would like a cup of coffee.", "The children are playing in the garden."]
 
 
-async def test_session_recovers_results_it_never_received_live(stack: LocalStack) -> None:
+@dataclass
+class Unsubscribed:
+    """A session with no subscription to nova.results.<sid> at all: every result it delivers
+    must come from the stream."""
+
+    session: Session
+    nc: Client
+    subjects: Subjects
+    sent: list[ServerEvent] = field(default_factory=list)
+
+    @property
+    def finals(self) -> list[FinalEvent]:
+        return [e for e in self.sent if isinstance(e, FinalEvent)]
+
+
+async def unsubscribed(stack: LocalStack, start: StartMessage) -> Unsubscribed:
     settings = stack.settings
     subjects = Subjects(settings.nats.subject_prefix)
     nc = await connect(settings.nats, name="test-replay", url=stack.nats_url)
+    session_id = new_session_id()
+    metrics = GatewayMetrics.create(CollectorRegistry())
     sent: list[ServerEvent] = []
 
     async def send(event: ServerEvent) -> None:
         sent.append(event)
 
-    session_id = new_session_id()
-    metrics = GatewayMetrics.create(CollectorRegistry())
-    # No subscription to nova.results.<sid> at all: every result must come from the stream.
     session = Session(
         session_id,
-        StartMessage(),
+        start,
         vad=settings.vad,
         publisher=AudioPublisher(nc.jetstream(), subjects, metrics),
         send=send,
@@ -45,17 +62,21 @@ async def test_session_recovers_results_it_never_received_live(stack: LocalStack
         ),
         recover_after_s=0.5,
     )
+    return Unsubscribed(session, nc, subjects, sent)
+
+
+async def test_session_recovers_results_it_never_received_live(stack: LocalStack) -> None:
+    run = await unsubscribed(stack, StartMessage())
     pieces = [silence(0.5)]
     for sentence in SENTENCES:
         pieces += [speak(sentence), silence(1.2)]
-    await session.feed(np.concatenate(pieces).tobytes())
-    summary = await session.finish(timeout=120)
-    await nc.drain()
+    await run.session.feed(np.concatenate(pieces).tobytes())
+    summary = await run.session.finish(timeout=120)
+    await run.nc.drain()
 
-    finals = [e for e in sent if isinstance(e, FinalEvent)]
     assert summary.finals == 2 and summary.failed == 0
-    assert [f.seq for f in finals] == [0, 1]
-    assert wer(SENTENCES, [f.text for f in finals]) <= 0.1
+    assert [f.seq for f in run.finals] == [0, 1]
+    assert wer(SENTENCES, [f.text for f in run.finals]) <= 0.1
 
 
 async def test_a_missed_final_is_replayed_while_translations_wait_for_an_mt_worker(
@@ -63,36 +84,17 @@ async def test_a_missed_final_is_replayed_while_translations_wait_for_an_mt_work
 ) -> None:
     """No MT worker runs, so the session's translation request stays in TEXT: that must not
     hold back the replay of a final the live subscription missed."""
-    settings = stack.settings
-    subjects = Subjects(settings.nats.subject_prefix)
-    nc = await connect(settings.nats, name="test-replay", url=stack.nats_url)
-    sent: list[ServerEvent] = []
-
-    async def send(event: ServerEvent) -> None:
-        sent.append(event)
-
-    session_id = new_session_id()
-    metrics = GatewayMetrics.create(CollectorRegistry())
-    session = Session(
-        session_id,
-        StartMessage(translate_to=("es",)),
-        vad=settings.vad,
-        publisher=AudioPublisher(nc.jetstream(), subjects, metrics),
-        send=send,
-        metrics=metrics,
-        recover=lambda only: replay_results(
-            nc.jetstream(), subjects, session_id, translations_only=only
-        ),
-        recover_after_s=0.5,
+    run = await unsubscribed(stack, StartMessage(translate_to=("es",)))
+    sid = run.session.session_id
+    await run.session.feed(
+        np.concatenate([silence(0.5), speak(SENTENCES[0]), silence(1.2)]).tobytes()
     )
-    await session.feed(np.concatenate([silence(0.5), speak(SENTENCES[0]), silence(1.2)]).tobytes())
-    summary = await session.finish(timeout=15)
-    text = await nc.jetstream().stream_info(
-        subjects.text_stream, subjects_filter=subjects.text(session_id)
+    summary = await run.session.finish(timeout=15)
+    text = await run.nc.jetstream().stream_info(
+        run.subjects.text_stream, subjects_filter=run.subjects.text(sid)
     )
-    await nc.drain()
+    await run.nc.drain()
 
-    assert (text.state.subjects or {}).get(subjects.text(session_id)) == 1  # still waiting
-    finals = [e for e in sent if isinstance(e, FinalEvent)]
-    assert [f.seq for f in finals] == [0] and "coffee" in finals[0].text.lower()
+    assert (text.state.subjects or {}).get(run.subjects.text(sid)) == 1  # still waiting
+    assert [f.seq for f in run.finals] == [0] and "coffee" in run.finals[0].text.lower()
     assert (summary.finals, summary.translations, summary.translations_failed) == (1, 0, 1)

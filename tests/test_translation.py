@@ -51,13 +51,6 @@ ENGLISH_REFERENCES = [
 ]
 
 
-def with_pauses(parts: Sequence[np.ndarray], pause: float = 1.2) -> np.ndarray:
-    pieces: list[np.ndarray] = [silence(0.5)]
-    for part in parts:
-        pieces += [part, silence(pause)]
-    return np.concatenate(pieces)
-
-
 def chunks(audio: np.ndarray, seconds: float = 0.1) -> list[bytes]:
     step = int(16000 * seconds)
     raw = audio.astype("<i2")
