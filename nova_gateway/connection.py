@@ -13,46 +13,27 @@ from typing import Literal
 
 import msgspec
 import structlog
-from nats.aio.client import Client
-from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from nova_common.languages import UnsupportedLanguage, check_language, check_target_language
 from nova_common.messages import (
     ErrorEvent,
-    NoticeEvent,
-    ResultMessage,
     ServerEvent,
     SessionStarted,
     SessionUpdated,
     StartMessage,
     UpdateMessage,
     json_encoder,
-    result_decoder,
 )
-from nova_common.metrics import GatewayMetrics
-from nova_common.settings import GatewaySettings, VadSettings
-from nova_common.subjects import Subjects, new_session_id
+from nova_common.subjects import new_session_id
 from nova_gateway.audio import AudioFormatError, check_format
+from nova_gateway.hub import SessionHub
 from nova_gateway.protocol import ProtocolError, parse_client_message
-from nova_gateway.publisher import AudioPublisher
-from nova_gateway.replay import replay_results
 from nova_gateway.session import Session
-from nova_gateway.translations import EnglishVia, Routing, route
-from nova_gateway.workers import WorkerRegistry
 
 log = structlog.get_logger(__name__)
 
-NO_WORKER = (
-    "no speech-to-text worker is running: audio is queued and will be transcribed "
-    "when one starts (`nova stt`)"
-)
-NO_MT_WORKER = (
-    "no translation worker is running: transcripts are queued for translation and the "
-    "translations will follow when one starts (`nova mt`)"
-)
 MAX_TARGETS = 8
 
 
@@ -75,33 +56,17 @@ def check_targets(targets: tuple[str, ...]) -> tuple[str, ...]:
 
 class ClientConnection:
     def __init__(
-        self,
-        ws: ServerConnection,
-        *,
-        nc: Client,
-        subjects: Subjects,
-        settings: GatewaySettings,
-        vad: VadSettings,
-        publisher: AudioPublisher,
-        metrics: GatewayMetrics,
-        workers: WorkerRegistry,
-        shutting_down: asyncio.Event,
-        english_via: EnglishVia = "auto",
+        self, ws: ServerConnection, *, hub: SessionHub, shutting_down: asyncio.Event
     ) -> None:
         self._ws = ws
-        self._nc = nc
-        self._subjects = subjects
-        self._settings = settings
-        self._vad = vad
-        self._publisher = publisher
-        self._metrics = metrics
-        self._workers = workers
+        self._hub = hub
+        self._settings = hub.settings
+        self._metrics = hub.metrics
         self._shutting_down = shutting_down
-        self._english_via: EnglishVia = english_via
         self.session_id = new_session_id()
         self._session: Session | None = None
-        self._subscription: Subscription | None = None
-        self._watchdog: asyncio.Task[None] | None = None
+        # Holds the open session (its results subscription and watchdog) until the connection ends.
+        self._open = contextlib.AsyncExitStack()
         self._shutdown_waiter: asyncio.Task[Literal[True]] | None = None
         self._log = log.bind(session_id=self.session_id)
 
@@ -117,12 +82,9 @@ class ClientConnection:
                 self._log.info("client left", close_code=self._ws.close_code)
         finally:
             self._metrics.sessions_active.dec()
-            for task in (self._watchdog, self._shutdown_waiter):
-                if task is not None:
-                    task.cancel()
-            if self._subscription is not None:
-                with contextlib.suppress(Exception):  # NATS connection already gone
-                    await self._subscription.unsubscribe()
+            if self._shutdown_waiter is not None:
+                self._shutdown_waiter.cancel()
+            await self._open.aclose()
 
     async def _next_frame(self) -> str | bytes | None:
         """The next frame, or None when the gateway is shutting down."""
@@ -150,21 +112,9 @@ class ClientConnection:
         await self._send(ErrorEvent(code=code, reason=reason, session_id=self.session_id))
 
     async def _notice_if_no_worker(self) -> None:
-        if not self._workers.alive("stt"):
-            await self._send(
-                NoticeEvent(code="no_stt_worker", reason=NO_WORKER, session_id=self.session_id)
-            )
-        session = self._session
-        if session is not None and self._route(session.translate_to).text_targets:
-            if not self._workers.alive("mt"):
-                await self._send(
-                    NoticeEvent(
-                        code="no_mt_worker", reason=NO_MT_WORKER, session_id=self.session_id
-                    )
-                )
-
-    def _route(self, targets: tuple[str, ...]) -> Routing:
-        return route(targets, self._english_via, self._workers.alive("mt"))
+        if self._session is not None:
+            for notice in self._hub.notices(self.session_id, self._session.translate_to):
+                await self._send(notice)
 
     # ------------------------------------------------------------------ receiving
 
@@ -231,23 +181,9 @@ class ClientConnection:
         message = msgspec.structs.replace(
             message, language=language or "auto", translate_to=targets, languages=allowed
         )
-        # Subscribe before any audio is published, so no result can slip past.
-        self._subscription = await self._nc.subscribe(
-            self._subjects.results(self.session_id), cb=self._on_result
+        self._session = await self._open.enter_async_context(
+            self._hub.open(self.session_id, message, self._send)
         )
-        self._session = Session(
-            self.session_id,
-            message,
-            vad=self._vad,
-            publisher=self._publisher,
-            send=self._send,
-            metrics=self._metrics,
-            recover=self._replay,
-            recover_after_s=self._settings.recover_after_s,
-            route=self._route,
-        )
-        self._watchdog = asyncio.create_task(self._watch(self._session))
-        self._metrics.sessions_total.inc()
         self._log.info("session started", sample_rate=message.sample_rate,
                        channels=message.channels, language=message.language)  # fmt: skip
         await self._send(
@@ -277,24 +213,6 @@ class ClientConnection:
         )
         await self._notice_if_no_worker()
 
-    async def _replay(self, translations_only: bool) -> list[ResultMessage]:
-        return await replay_results(
-            self._nc.jetstream(),
-            self._subjects,
-            self.session_id,
-            translations_only=translations_only,
-        )
-
-    async def _on_result(self, msg: Msg) -> None:
-        if self._session is None:
-            return
-        try:
-            result = result_decoder.decode(msg.data)
-        except msgspec.DecodeError:
-            self._log.warning("undecodable result", subject=msg.subject)
-            return
-        await self._session.on_result(result)
-
     async def _end(self, code: int, reason: str, timeout: float) -> None:
         """Flush the session, wait for its finals, send the summary, close."""
         if self._session is not None:
@@ -303,15 +221,6 @@ class ClientConnection:
             self._log.info("session finished", finals=summary.finals, failed=summary.failed,
                            reason=reason)  # fmt: skip
         await self._ws.close(code, reason)
-
-    async def _watch(self, session: Session) -> None:
-        """Notice a session whose results stopped flowing and replay them from the stream."""
-        while True:
-            await asyncio.sleep(self._settings.recover_after_s)
-            try:
-                await session.check_stall()
-            except Exception as exc:  # NATS still down: try again next round
-                self._log.warning("result replay failed", error=repr(exc))
 
     def _too_large(self, size: int) -> str:
         return (

@@ -22,6 +22,7 @@ from nova_common.metrics import GatewayMetrics
 from nova_common.settings import GatewaySettings, VadSettings
 from nova_common.subjects import Subjects, is_valid_token
 from nova_gateway.connection import ClientConnection
+from nova_gateway.hub import SessionHub
 from nova_gateway.publisher import AudioPublisher
 from nova_gateway.replay import read_results, results_stored
 from nova_gateway.subtitles import subtitles
@@ -60,16 +61,23 @@ class Gateway:
         english_via: EnglishVia = "auto",
     ) -> None:
         self._nc = nc
-        self._english_via: EnglishVia = english_via
         self._js = nc.jetstream()
         self._settings = settings
-        self._vad = vad
         self._subjects = subjects
         self._topology = topology
         self._registry = registry
         self._metrics = GatewayMetrics.create(registry)
-        self._publisher = AudioPublisher(self._js, subjects, self._metrics)
         self.workers = WorkerRegistry(settings.worker_stale_s)
+        self.hub = SessionHub(
+            nc,
+            subjects=subjects,
+            settings=settings,
+            vad=vad,
+            publisher=AudioPublisher(self._js, subjects, self._metrics),
+            metrics=self._metrics,
+            workers=self.workers,
+            english_via=english_via,
+        )
         self._server: Server | None = None
         self._shutting_down = asyncio.Event()
 
@@ -181,16 +189,5 @@ class Gateway:
     # ------------------------------------------------------------------ WebSocket
 
     async def _handle(self, ws: ServerConnection) -> None:
-        connection = ClientConnection(
-            ws,
-            nc=self._nc,
-            subjects=self._subjects,
-            settings=self._settings,
-            vad=self._vad,
-            publisher=self._publisher,
-            metrics=self._metrics,
-            workers=self.workers,
-            shutting_down=self._shutting_down,
-            english_via=self._english_via,
-        )
+        connection = ClientConnection(ws, hub=self.hub, shutting_down=self._shutting_down)
         await connection.run()
