@@ -54,6 +54,19 @@ def check_targets(targets: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(check_target_language(t) for t in targets))
 
 
+def checked_start(message: StartMessage) -> StartMessage:
+    """``message`` normalised (language codes, de-duplicated targets), or ``AudioFormatError`` /
+    ``UnsupportedLanguage`` saying what is wrong with it. Every front end starts sessions so."""
+    check_format(message.sample_rate, message.channels)
+    language = check_language(message.language)
+    return msgspec.structs.replace(
+        message,
+        language=language or "auto",
+        translate_to=check_targets(message.translate_to),
+        languages=check_allowed_languages(message.languages, fixed=language),
+    )
+
+
 class ClientConnection:
     def __init__(
         self, ws: ServerConnection, *, hub: SessionHub, shutting_down: asyncio.Event
@@ -168,19 +181,10 @@ class ClientConnection:
             await self._error("already_started", "this connection already has a session")
             return
         try:
-            check_format(message.sample_rate, message.channels)
-            language = check_language(message.language)
-            targets = check_targets(message.translate_to)
-            allowed = check_allowed_languages(message.languages, fixed=language)
-        except AudioFormatError as exc:
+            message = checked_start(message)
+        except (AudioFormatError, UnsupportedLanguage) as exc:
             await self._error(exc.code, str(exc))
             return
-        except UnsupportedLanguage as exc:
-            await self._error(exc.code, str(exc))
-            return
-        message = msgspec.structs.replace(
-            message, language=language or "auto", translate_to=targets, languages=allowed
-        )
         self._session = await self._open.enter_async_context(
             self._hub.open(self.session_id, message, self._send)
         )
