@@ -55,6 +55,7 @@ async def run_transcribe(
             sample_rate=info.sample_rate,
             channels=info.channels,
             translate_to=translate_to,
+            partials=False,  # only finals are printed: partial windows would be wasted work
         )
         try:
             ok = await _transcribe_file(

@@ -15,6 +15,7 @@ from nova_common.messages import (
     ErrorEvent,
     FinalEvent,
     NoticeEvent,
+    PartialEvent,
     ServerEvent,
     SessionStarted,
     StartMessage,
@@ -44,6 +45,7 @@ class SessionResult:
     # The targets the gateway agreed to (normalised); empty from a gateway that does not translate.
     translate_to: tuple[str, ...] = ()
     finals: list[FinalEvent] = field(default_factory=list)
+    partials: list[PartialEvent] = field(default_factory=list)
     # Failed finals and session-wide problems.
     errors: list[ErrorEvent] = field(default_factory=list)
     translations: list[TranslationEvent] = field(default_factory=list)
@@ -126,6 +128,7 @@ async def stream_audio(
     on_notice: Callable[[NoticeEvent], None] | None = None,
     on_started: Callable[[SessionStarted], None] | None = None,
     on_translation: Callable[[TranslationEvent], None] | None = None,
+    on_partial: Callable[[PartialEvent], None] | None = None,
 ) -> SessionResult:
     """Send ``start``, the PCM chunks (paced like a microphone when ``realtime``), then ``stop``;
     return once the gateway's summary arrives (it comes after every final and translation).
@@ -186,7 +189,11 @@ async def stream_audio(
                         f"the gateway closed the connection before the summary "
                         f"({_close_reason(exc)})"
                     ) from exc
-                if isinstance(event, FinalEvent):
+                if isinstance(event, PartialEvent):
+                    result.partials.append(event)
+                    if on_partial:
+                        on_partial(event)
+                elif isinstance(event, FinalEvent):
                     result.finals.append(event)
                     if on_final:
                         on_final(event)

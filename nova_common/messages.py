@@ -12,6 +12,19 @@ import msgspec
 
 SegmentKind = Literal["final", "partial"]
 Task = Literal["transcribe", "translate"]
+# `typing`: short end-of-speech silence, frequent partials; `subtitles`: steadier partials and
+# each text event laid out as caption lines.
+Profile = Literal["subtitles", "typing"]
+
+
+class Word(msgspec.Struct, frozen=True, kw_only=True):
+    """One recognised word with its times in session seconds (when word times are asked for)."""
+
+    word: str
+    start: float
+    end: float
+    probability: float
+
 
 # --------------------------------------------------------------------------- inter-service
 
@@ -36,6 +49,11 @@ class AudioSegment(msgspec.Struct, frozen=True, kw_only=True):
     whisper_translate: bool = False
     # Wall-clock time the gateway published it, for queueing-delay metrics.
     sent_at: float = 0.0
+    # Partial windows of one utterance share its seq; a later revision supersedes an earlier one.
+    revision: int = 0
+    word_timestamps: bool = False
+    # Vocabulary or context for Whisper (its initial prompt), e.g. names it should spell right.
+    prompt: str = ""
 
 
 class TranslationRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -66,6 +84,8 @@ class Transcript(msgspec.Struct, frozen=True, kw_only=True, tag="transcript", ta
     compute_s: float
     # Text dropped as not speech (nova_stt.filters reasons), e.g. ("no_speech_vad",).
     suppressed: tuple[str, ...] = ()
+    revision: int = 0
+    words: tuple[Word, ...] = ()
 
 
 class SegmentFailed(
@@ -144,6 +164,12 @@ class StartMessage(msgspec.Struct, frozen=True, kw_only=True, tag="start", tag_f
     translate_to: tuple[str, ...] = ()
     # With language "auto": detect per utterance, but only among these (e.g. ["en", "de"]).
     languages: tuple[str, ...] = ()
+    # Live partial results while an utterance is in progress.
+    partials: bool = True
+    profile: Profile = "subtitles"
+    # Word-level times on finals (costs a little model time).
+    word_timestamps: bool = False
+    prompt: str = ""
 
 
 class UpdateMessage(msgspec.Struct, frozen=True, kw_only=True, tag="update", tag_field="type"):
@@ -169,6 +195,9 @@ class SessionStarted(msgspec.Struct, frozen=True, kw_only=True, tag="started", t
     task: Task
     translate_to: tuple[str, ...] = ()
     languages: tuple[str, ...] = ()
+    partials: bool = True
+    profile: Profile = "subtitles"
+    word_timestamps: bool = False
 
 
 class SessionUpdated(msgspec.Struct, frozen=True, kw_only=True, tag="updated", tag_field="type"):
@@ -176,6 +205,24 @@ class SessionUpdated(msgspec.Struct, frozen=True, kw_only=True, tag="updated", t
 
     session_id: str
     translate_to: tuple[str, ...]
+
+
+class PartialEvent(msgspec.Struct, frozen=True, kw_only=True, tag="partial", tag_field="type"):
+    """The utterance ``seq`` so far. ``committed`` is a prefix of ``text`` that later partials
+    of this utterance never change (two hypotheses in a row agreed on it); the rest may still
+    change. The utterance's final replaces its partials."""
+
+    session_id: str
+    seq: int
+    revision: int
+    text: str
+    committed: str
+    language: str
+    start: float
+    end: float
+    is_final: bool = False
+    # Profile `subtitles`: the caption as shown, at most two lines.
+    lines: tuple[str, ...] = ()
 
 
 class FinalEvent(msgspec.Struct, frozen=True, kw_only=True, tag="final", tag_field="type"):
@@ -187,6 +234,8 @@ class FinalEvent(msgspec.Struct, frozen=True, kw_only=True, tag="final", tag_fie
     end: float
     is_final: bool = True
     revision: int = 0
+    words: tuple[Word, ...] = ()
+    lines: tuple[str, ...] = ()
 
 
 class TranslationEvent(
@@ -239,6 +288,7 @@ class SummaryEvent(msgspec.Struct, frozen=True, kw_only=True, tag="summary", tag
 ServerEvent = (
     SessionStarted
     | SessionUpdated
+    | PartialEvent
     | FinalEvent
     | TranslationEvent
     | ErrorEvent

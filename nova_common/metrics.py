@@ -19,6 +19,8 @@ class GatewayMetrics:
     finals_delivered: Counter
     final_latency: Histogram
     translations_delivered: Counter
+    partials_delivered: Counter
+    partial_latency: Histogram
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> GatewayMetrics:
@@ -44,6 +46,15 @@ class GatewayMetrics:
             finals_delivered=Counter(
                 "nova_gateway_finals_delivered", "Finals forwarded to clients", registry=registry
             ),
+            partials_delivered=Counter(
+                "nova_gateway_partials_delivered", "Partial results forwarded to clients",
+                registry=registry,
+            ),
+            partial_latency=Histogram(
+                "nova_gateway_partial_latency_seconds",
+                "Partial window published to its partial shown",
+                buckets=_LATENCY_BUCKETS, registry=registry,
+            ),
             final_latency=Histogram(
                 "nova_gateway_final_latency_seconds",
                 "Utterance published to its final delivered",
@@ -64,10 +75,16 @@ class SttMetrics:
     audio_seconds: Counter
     batch_size: Histogram
     suppressed: Counter
+    partials_dropped: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> SttMetrics:
         return cls(
+            partials_dropped=Counter(
+                "nova_stt_partials_dropped",
+                "Partial windows dropped unrun (stale, or superseded in the same batch)",
+                ["reason"], registry=registry,
+            ),
             suppressed=Counter(
                 "nova_stt_suppressed",
                 "Text dropped or trimmed as not speech (hallucination filters), by reason",

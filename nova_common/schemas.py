@@ -74,6 +74,13 @@ def _asyncapi() -> dict[str, Any]:
                 "<sid>:<seq>:translation:<lang>.",
                 "messages": {"Result": {"payload": ref("result.json")}},
             },
+            "partials": {
+                "address": "nova.partials.{session_id}",
+                "description": "Partial transcripts (Transcript, kind 'partial', with its "
+                "revision) of the utterance in progress. Core NATS only, in no stream: best "
+                "effort, never replayed. AUDIO header Nats-Msg-Id <sid>:<seq>:partial:<revision>.",
+                "messages": {"Result": {"payload": ref("result.json")}},
+            },
             "workers": {
                 "address": "nova.workers.{role}",
                 "description": "Core NATS worker heartbeats; gateways derive readiness.",

@@ -73,6 +73,18 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     recover_after_s: float = 5.0
     # On shutdown, open sessions get this long to flush and receive their finals.
     shutdown_grace_s: float = 30.0
+    # Partial results (profile `subtitles`): a window per this much new speech, at most one in
+    # flight per session; one unanswered this long no longer blocks the next.
+    partial_interval_s: float = 1.0
+    # The first window of an utterance, once it holds this much audio (with the VAD's pre-roll):
+    # the first words should appear within a second of the speaker starting.
+    first_partial_s: float = 0.8
+    partial_answer_within_s: float = 2.0
+    # Profile `typing`: quicker partials, and an utterance ends after a shorter silence.
+    typing_partial_interval_s: float = 0.5
+    typing_end_silence_ms: int = 300
+    # Profile `subtitles`: caption lines of at most this many characters, two at a time.
+    caption_chars: int = 42
 
 
 class SttSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -93,6 +105,9 @@ class SttSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     no_speech_threshold: float = 0.6
     log_prob_threshold: float = -1.0
     compression_ratio_threshold: float = 2.4
+    # A partial window that waited longer than this in the queue is dropped unrun: by then a
+    # newer one is on its way, and finals must not wait behind old partials.
+    partial_max_age_s: float = 2.0
     # A pull subscription can go quiet after a server restart (DESIGN §7): after this many empty
     # fetches in a row, or failed ones, the worker checks its consumer and binds afresh.
     rebind_after_idle: int = 30

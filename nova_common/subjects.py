@@ -61,6 +61,10 @@ class Subjects:
     def results_all(self) -> str:
         return f"{self.prefix}.results.*"
 
+    def partials(self, session_id: str) -> str:
+        """Partial transcripts: core NATS only, in no stream (best effort, never replayed)."""
+        return f"{self.prefix}.partials.{session_id}"
+
     def text(self, session_id: str) -> str:
         return f"{self.prefix}.text.{session_id}"
 

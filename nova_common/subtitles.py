@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -42,3 +43,11 @@ def _vtt_escape(text: str) -> str:
 def render(cues: Iterable[Cue], fmt: SubtitleFormat) -> str:
     body = "".join(cue_text(i, cue, fmt) for i, cue in enumerate(cues, start=1))
     return (VTT_HEADER if fmt == "vtt" else "") + body
+
+
+def caption_lines(text: str, width: int = 42, max_lines: int = 2) -> tuple[str, ...]:
+    """``text`` as a live caption shows it: wrapped at ``width`` characters (the broadcast
+    convention of two lines of at most 42), keeping the latest ``max_lines`` lines, since the
+    newest words are the ones being spoken."""
+    lines = textwrap.wrap(text, width=width, break_long_words=False, break_on_hyphens=False)
+    return tuple(lines[-max_lines:])

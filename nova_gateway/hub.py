@@ -20,6 +20,7 @@ from nova_common.messages import NoticeEvent, ResultMessage, StartMessage, resul
 from nova_common.metrics import GatewayMetrics
 from nova_common.settings import GatewaySettings, VadSettings
 from nova_common.subjects import Subjects
+from nova_gateway.partials import PartialWindows
 from nova_gateway.publisher import AudioPublisher
 from nova_gateway.replay import replay_results
 from nova_gateway.session import Send, Session
@@ -97,17 +98,22 @@ class SessionHub:
             )
 
         # Subscribe before any audio is published, so no result can slip past.
-        subscription = await self.nc.subscribe(self.subjects.results(session_id), cb=on_result)
+        subscriptions = [
+            await self.nc.subscribe(subject, cb=on_result)
+            for subject in (self.subjects.results(session_id), self.subjects.partials(session_id))
+        ]
         session = Session(
             session_id,
             start,
-            vad=self.vad,
+            vad=self._vad_for(start),
             publisher=self.publisher,
             send=send,
             metrics=self.metrics,
             recover=replay,
             recover_after_s=self.settings.recover_after_s,
             route=self.route,
+            partials=self._partials_for(start),
+            caption_chars=self.settings.caption_chars if start.profile == "subtitles" else 0,
         )
         watchdog = asyncio.create_task(self._watch(session))
         self.metrics.sessions_total.inc()
@@ -115,8 +121,30 @@ class SessionHub:
             yield session
         finally:
             watchdog.cancel()
-            with contextlib.suppress(Exception):  # NATS connection already gone
-                await subscription.unsubscribe()
+            for subscription in subscriptions:
+                with contextlib.suppress(Exception):  # NATS connection already gone
+                    await subscription.unsubscribe()
+
+    def _vad_for(self, start: StartMessage) -> VadSettings:
+        if start.profile != "typing":
+            return self.vad
+        # Dictation wants its words typed soon after the speaker pauses.
+        end_silence = min(self.vad.end_silence_ms, self.settings.typing_end_silence_ms)
+        return msgspec.structs.replace(self.vad, end_silence_ms=end_silence)
+
+    def _partials_for(self, start: StartMessage) -> PartialWindows | None:
+        if not start.partials:
+            return None
+        interval = (
+            self.settings.typing_partial_interval_s
+            if start.profile == "typing"
+            else self.settings.partial_interval_s
+        )
+        return PartialWindows(
+            first_after_s=self.settings.first_partial_s,
+            interval_s=interval,
+            answer_within_s=self.settings.partial_answer_within_s,
+        )
 
     async def _watch(self, session: Session) -> None:
         """Notice a session whose results stopped flowing and replay them from the stream."""

@@ -28,6 +28,16 @@ class InOrderDelivery(Generic[T]):
         return bool(self._held)
 
     @property
+    def next_seq(self) -> int:
+        """The seq the next ``issue()`` will return: the utterance now in progress."""
+        return self._issued
+
+    @property
+    def next_release(self) -> int:
+        """The earliest seq not yet released to the client."""
+        return self._next
+
+    @property
     def outstanding(self) -> int:
         """Issued seqs not yet released to the client."""
         return self._issued - self._next

@@ -25,6 +25,8 @@ class PublishRejected(Exception):
 
 
 def message_id(segment: AudioSegment) -> str:
+    if segment.kind == "partial":  # every revision is a window of its own
+        return f"{segment.session_id}:{segment.seq}:partial:{segment.revision}"
     return f"{segment.session_id}:{segment.seq}:{segment.kind}"
 
 

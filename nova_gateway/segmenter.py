@@ -91,6 +91,12 @@ class UtteranceSegmenter:
         self._speech = None
         return [done] if done.voiced_ms >= self._min_voiced * FRAME_MS else []
 
+    def in_progress(self) -> Utterance | None:
+        """The utterance being spoken, so far (for partial windows); None between utterances."""
+        if self._speech is None:
+            return None
+        return self._emit(self._speech)
+
     def _step(self, frame: _Frame) -> Utterance | None:
         if self._speech is None:
             self._ring.append(frame)

@@ -10,6 +10,7 @@ from nova_common.messages import (
     AudioSegment,
     ErrorEvent,
     FinalEvent,
+    PartialEvent,
     ResultMessage,
     ServerEvent,
     StartMessage,
@@ -21,8 +22,10 @@ from nova_common.messages import (
 )
 from nova_common.metrics import GatewayMetrics
 from nova_common.settings import VadSettings
+from nova_common.subtitles import caption_lines
 from nova_gateway.audio import TARGET_RATE, AudioConverter
 from nova_gateway.ordering import InOrderDelivery
+from nova_gateway.partials import PartialWindows
 from nova_gateway.publisher import AudioPublisher, PublishRejected
 from nova_gateway.segmenter import Utterance, UtteranceSegmenter
 from nova_gateway.translations import Routing, TranslationOutcome, TranslationTracker
@@ -50,7 +53,11 @@ class Session:
         recover: Recover | None = None,
         recover_after_s: float = 5.0,
         route: Route = _text_only,
+        partials: PartialWindows | None = None,
+        caption_chars: int = 0,
     ) -> None:
+        """``partials``: None for no partial results. ``caption_chars``: lay text events out as
+        two caption lines of at most this many characters (0: no layout)."""
         self.session_id = session_id
         self.start = start
         # Changed by the client's `update`; applies to utterances published from then on.
@@ -73,6 +80,10 @@ class Session:
         self._published_at: dict[int, float] = {}
         self._all_resolved = asyncio.Event()
         self._all_resolved.set()
+        self._partials = partials
+        self._caption_chars = caption_chars
+        self._partial_sent_at: dict[tuple[int, int], float] = {}
+        self._last_language: str | None = None
         self.samples = 0
         self.finals = 0
         self.failed = 0
@@ -91,6 +102,42 @@ class Session:
         self.samples += len(samples)
         for utterance in self._segmenter.push(samples):
             await self._publish(utterance)
+        await self._maybe_partial()
+
+    def _lines(self, text: str) -> tuple[str, ...]:
+        return caption_lines(text, self._caption_chars) if self._caption_chars else ()
+
+    async def _maybe_partial(self) -> None:
+        """A partial window of the utterance in progress, when one is due."""
+        if self._partials is None or (current := self._segmenter.in_progress()) is None:
+            return
+        seq = self._delivery.next_seq
+        now = time.monotonic()
+        revision = self._partials.due(seq, current.end - current.start, now)
+        if revision is None:
+            return
+        segment = AudioSegment(
+            session_id=self.session_id,
+            seq=seq,
+            kind="partial",
+            revision=revision,
+            start=round(current.start, 3),
+            end=round(current.end, 3),
+            pcm=current.pcm.tobytes(),
+            # Language detection on a second of audio is poor (it hears Japanese in an English
+            # "He might"): a partial assumes the language of the session's last final.
+            language=self.language or self._last_language,
+            task=self.start.task,
+            allowed_languages=self.start.languages,
+            prompt=self.start.prompt,
+            sent_at=time.time(),
+        )
+        try:
+            await self._publisher.publish(segment)
+        except PublishRejected:
+            self._partials.not_sent()  # best effort: the final carries the utterance
+            return
+        self._partial_sent_at[(seq, revision)] = now
 
     async def skip(self, nbytes: int) -> None:
         """Refused audio still took time in the client's recording: it counts as silence, so
@@ -100,6 +147,10 @@ class Session:
 
     async def _publish(self, utterance: Utterance) -> None:
         seq = self._delivery.issue()
+        if self._partials is not None:
+            self._partials.final(seq)
+            for key in [k for k in self._partial_sent_at if k[0] <= seq]:
+                del self._partial_sent_at[key]
         self._all_resolved.clear()
         routing = self._route(self.translate_to)
         segment = AudioSegment(
@@ -114,6 +165,8 @@ class Session:
             allowed_languages=self.start.languages,
             translate_to=routing.text_targets,
             whisper_translate=routing.whisper_english,
+            word_timestamps=self.start.word_timestamps,
+            prompt=self.start.prompt,
             sent_at=time.time(),
         )
         self._translations.expect(seq, routing.targets, segment.start, segment.end)
@@ -130,7 +183,9 @@ class Session:
         if isinstance(result, Translation | TranslationFailed):
             await self._on_translation(result)
             return
-        if result.kind != "final":
+        if result.kind == "partial":
+            if isinstance(result, Transcript):
+                await self._on_partial(result)
             return
         event: FinalEvent | ErrorEvent
         if isinstance(result, Transcript):
@@ -141,6 +196,8 @@ class Session:
                 language=result.language,
                 start=result.start,
                 end=result.end,
+                words=result.words if self.start.word_timestamps else (),
+                lines=self._lines(result.text),
             )
         else:
             event = ErrorEvent(
@@ -150,6 +207,34 @@ class Session:
                 seq=result.seq,
             )
         await self._resolve(result.seq, event)
+
+    async def _on_partial(self, result: Transcript) -> None:
+        if self._partials is None:
+            return
+        async with self._deliver:
+            agreement = self._partials.answer(result.seq, result.revision, result.text)
+            # Shown only once every earlier final is out: captions must not run ahead of them.
+            if agreement is None or result.seq != self._delivery.next_release:
+                return
+            if not agreement.text:
+                return
+            sent = self._partial_sent_at.pop((result.seq, result.revision), None)
+            if sent is not None:
+                self._metrics.partial_latency.observe(time.monotonic() - sent)
+            self._metrics.partials_delivered.inc()
+            await self._send(
+                PartialEvent(
+                    session_id=self.session_id,
+                    seq=result.seq,
+                    revision=result.revision,
+                    text=agreement.text,
+                    committed=agreement.committed_text,
+                    language=result.language,
+                    start=result.start,
+                    end=result.end,
+                    lines=self._lines(agreement.text),
+                )
+            )
 
     async def _on_translation(self, result: Translation | TranslationFailed) -> None:
         times = self._translations.times(result.seq)
@@ -202,6 +287,8 @@ class Session:
                 self._last_progress = time.monotonic()
             for ready in released:
                 if isinstance(ready, FinalEvent):
+                    if ready.text:
+                        self._last_language = ready.language
                     self.finals += 1
                     self._metrics.finals_delivered.inc()
                     sent = self._published_at.pop(ready.seq, None)

@@ -52,13 +52,18 @@ class SegmentEvidence:
     temperature: float
 
 
-def speech_seconds(audio: np.ndarray, sample_rate: int = 16000) -> float:
-    """Seconds of speech Silero VAD finds in float32 audio."""
+def speech_spans(audio: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end) sample indexes of the speech Silero VAD finds in float32 16 kHz audio."""
     from faster_whisper.vad import VadOptions, get_speech_timestamps
 
     # No padding: the default 400 ms around each span would make any blip count as speech.
     spans = get_speech_timestamps(audio, VadOptions(min_speech_duration_ms=100, speech_pad_ms=0))
-    return sum(span["end"] - span["start"] for span in spans) / sample_rate
+    return [(span["start"], span["end"]) for span in spans]
+
+
+def speech_seconds(audio: np.ndarray, sample_rate: int = 16000) -> float:
+    """Seconds of speech Silero VAD finds in float32 audio."""
+    return sum(end - start for start, end in speech_spans(audio)) / sample_rate
 
 
 # fmt: off

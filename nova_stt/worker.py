@@ -26,6 +26,7 @@ from nova_common.messages import (
     Translation,
     TranslationFailed,
     TranslationRequest,
+    Word,
     WorkerHeartbeat,
     msgpack_encoder,
     segment_decoder,
@@ -34,9 +35,17 @@ from nova_common.metrics import SttMetrics
 from nova_common.pull_worker import PullWorker, keep_alive, quietly
 from nova_common.settings import StreamSettings, SttSettings
 from nova_common.subjects import Subjects
+from nova_stt.priority import plan_batch
 from nova_stt.transcriber import SpeechResult, SpeechToText
 
 log = structlog.get_logger(__name__)
+
+
+def _decoded(msg: Msg) -> AudioSegment | None:
+    try:
+        return segment_decoder.decode(msg.data)
+    except msgspec.DecodeError:
+        return None  # run anyway: `_handle` turns it into a dead letter with the reason
 
 
 class SttWorker(PullWorker):
@@ -82,13 +91,26 @@ class SttWorker(PullWorker):
 
     async def _process_batch(self, msgs: list[Msg]) -> None:
         self._metrics.batch_size.observe(len(msgs))
-        pending = set(range(len(msgs)))
-        self._in_flight = len(msgs)
+        segments = [_decoded(msg) for msg in msgs]
+        plan = plan_batch(
+            segments, now=time.time(), partial_max_age_s=self._settings.partial_max_age_s
+        )
+        for reason, dropped in (("stale", plan.stale), ("superseded", plan.superseded)):
+            for i in dropped:
+                self._metrics.partials_dropped.labels(reason).inc()
+                await quietly(msgs[i].ack(), "ack", subject=msgs[i].subject)
+        pending = set(plan.run)
+        self._in_flight = len(pending)
         try:
             async with keep_alive(msgs, pending, self._streams.ack_wait_s):
-                for i, msg in enumerate(msgs):
+                for i in plan.run:
+                    msg = msgs[i]
                     try:
-                        await self._handle(msg)
+                        segment = segments[i]
+                        if segment is not None and segment.kind == "partial":
+                            await self._handle_partial(msg, segment)
+                        else:
+                            await self._handle(msg)
                     except Exception:
                         # One message's unexpected failure must not cost the rest of the batch.
                         log.exception("segment handling failed unexpectedly", subject=msg.subject)
@@ -111,7 +133,64 @@ class SttWorker(PullWorker):
         return await asyncio.get_running_loop().run_in_executor(
             self._executor,
             lambda: self._stt.transcribe(
-                segment.pcm, language=language, task=task, allowed=allowed
+                segment.pcm,
+                language=language,
+                task=task,
+                allowed=allowed,
+                word_timestamps=segment.word_timestamps,
+                prompt=segment.prompt,
+            ),
+        )
+
+    async def _handle_partial(self, msg: Msg, segment: AudioSegment) -> None:
+        """Best effort: a partial is never retried and never reported failed (the final of its
+        utterance will come); its result goes out on core NATS only, on a subject no stream
+        stores, as nobody replays it."""
+        try:
+            result = await asyncio.get_running_loop().run_in_executor(
+                self._executor,
+                lambda: self._stt.partial(
+                    segment.pcm,
+                    language=segment.language,
+                    task=segment.task,
+                    allowed=segment.allowed_languages,
+                    prompt=segment.prompt,
+                ),
+            )
+            await self._nc.publish(
+                self._subjects.partials(segment.session_id),
+                msgpack_encoder.encode(self._transcript(segment, result)),
+            )
+            self._metrics.segments.labels("partial").inc()
+            self._metrics.inference_seconds.observe(result.compute_s)
+        except Exception as err:
+            self._metrics.failures.labels("partial_dropped").inc()
+            log.warning("partial failed, dropped", error=repr(err), subject=msg.subject)
+        await quietly(msg.ack(), "ack", subject=msg.subject)
+
+    def _transcript(self, segment: AudioSegment, result: SpeechResult) -> Transcript:
+        return Transcript(
+            session_id=segment.session_id,
+            seq=segment.seq,
+            kind=segment.kind,
+            revision=segment.revision,
+            text=result.text,
+            language=result.language,
+            language_probability=result.language_probability,
+            start=segment.start,
+            end=segment.end,
+            worker_id=self.worker_id,
+            compute_s=result.compute_s,
+            suppressed=result.suppressed,
+            # Word times in session seconds, like every other time a client sees.
+            words=tuple(
+                Word(
+                    word=w.word,
+                    start=round(segment.start + w.start, 3),
+                    end=round(segment.start + w.end, 3),
+                    probability=round(w.probability, 3),
+                )
+                for w in result.words
             ),
         )
 
@@ -132,19 +211,7 @@ class SttWorker(PullWorker):
                 language=segment.language,
                 allowed=segment.allowed_languages,
             )
-            transcript = Transcript(
-                session_id=segment.session_id,
-                seq=segment.seq,
-                kind=segment.kind,
-                text=result.text,
-                language=result.language,
-                language_probability=result.language_probability,
-                start=segment.start,
-                end=segment.end,
-                worker_id=self.worker_id,
-                compute_s=result.compute_s,
-                suppressed=result.suppressed,
-            )
+            transcript = self._transcript(segment, result)
             await self._publish_result(transcript)
             transcript_out = True
             self._metrics.segments.labels(segment.kind).inc()

@@ -22,6 +22,7 @@ from nova_common.messages import (
 )
 from nova_common.settings import Settings
 from nova_common.subjects import Subjects
+from nova_gateway.publisher import message_id
 
 # Generous: two slow cores shared with other test runs.
 RESULT_TIMEOUT_S = 120.0
@@ -35,7 +36,7 @@ async def publish(js: JetStreamContext, subjects: Subjects, segment: AudioSegmen
     await js.publish(
         subjects.audio(segment.session_id),
         msgpack_encoder.encode(segment),
-        headers={"Nats-Msg-Id": f"{segment.session_id}:{segment.seq}:{segment.kind}"},
+        headers={"Nats-Msg-Id": message_id(segment)},
     )
 
 

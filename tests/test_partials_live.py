@@ -1,0 +1,182 @@
+"""Partial results through the real pipeline: the gateway's windows, the STT worker's quick pass
+on the real base model, LocalAgreement at the gateway, on a real nats-server.
+
+The stability contract is asserted over the whole LibriVox session streamed at real-time pace;
+first-partial latency and flicker are reported by ``bench/partials.py``, not asserted as times.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import nats
+import numpy as np
+import pytest
+from nats.aio.client import Client
+
+from nova_cli.stack import LocalStack
+from nova_client.streaming import stream_audio
+from nova_common.messages import FinalEvent, PartialEvent, StartMessage
+from nova_common.settings import Settings
+from nova_common.subjects import new_session_id
+from nova_gateway.replay import read_results
+from nova_stt.transcriber import SpeechToText
+from tests.client import chunks
+from tests.speech import librivox, normalise, read_wav, resample, silence, speak, wer
+from tests.worker_helpers import (
+    eventually,
+    next_transcript,
+    publish,
+    segment,
+    stream_messages,
+    subjects_of,
+)
+
+pytestmark = pytest.mark.slow
+
+
+def librivox_session() -> tuple[np.ndarray, list[str]]:
+    pieces, references = [], []
+    for path, reference in librivox():
+        audio, rate, _ = read_wav(path)
+        pieces += [resample(audio, rate, 16000), silence(1.5)]
+        references.append(reference)
+    return np.concatenate(pieces), references
+
+
+async def test_committed_words_never_change_over_a_whole_librivox_session(
+    stack: LocalStack, whisper: SpeechToText
+) -> None:
+    audio, references = librivox_session()
+    events: list[PartialEvent | FinalEvent] = []
+    result = await stream_audio(
+        stack.ws_url,
+        StartMessage(),
+        chunks(audio, 16000),
+        realtime=True,  # partials follow speech as a microphone delivers it
+        on_partial=events.append,
+        on_final=events.append,
+    )
+    assert result.summary is not None and result.summary.failed == 0
+    finals = {e.seq: e for e in events if isinstance(e, FinalEvent)}
+    assert len(finals) == len(references)
+
+    by_seq: dict[int, list[PartialEvent]] = {}
+    for event in events:
+        if isinstance(event, PartialEvent):
+            assert event.seq not in finals or events.index(finals[event.seq]) > events.index(
+                event
+            ), f"partial after its final: {event}"
+            by_seq.setdefault(event.seq, []).append(event)
+    # Every recording lasts more than three seconds: each utterance shows words before its final.
+    assert sorted(by_seq) == sorted(finals), (sorted(by_seq), sorted(finals))
+    for seq, partials in by_seq.items():
+        revisions = [p.revision for p in partials]
+        assert revisions == sorted(set(revisions)), revisions
+        committed = ""
+        for p in partials:
+            assert p.text.startswith(p.committed), p
+            assert p.committed.startswith(committed), (committed, p.committed)
+            committed = p.committed
+            # Session seconds, the utterance's start, like its final.
+            assert p.start == finals[seq].start and p.start < p.end <= finals[seq].end + 0.1
+            assert 1 <= len(p.lines) <= 2 and all(len(line) <= 42 for line in p.lines)
+        assert committed, f"utterance {seq}: nothing was ever committed"
+
+    # Partial work does not cost the finals accuracy. The raw model on the same utterances as
+    # the gateway cut them (the same audio, so only the pipeline differs) ...
+    streamed = [finals[seq].text for seq in sorted(finals)]
+    same_cuts = [
+        whisper.transcribe(
+            audio[round(f.start * 16000) : round(f.end * 16000)].tobytes(),
+            language=None,
+            task="transcribe",
+        ).text
+        for f in (finals[seq] for seq in sorted(finals))
+    ]
+    assert wer(references, streamed) <= wer(references, same_cuts) + 0.01, (streamed, same_cuts)
+    # ... and on each whole recording: the gateway's cut (pre-roll, end silence) costs Whisper
+    # base one word of these 71 ("ill-sposed"), with partials on or off (bench/partials.py).
+    whole = [
+        whisper.transcribe(
+            resample(*read_wav(path)[:2], 16000).tobytes(), language=None, task="transcribe"
+        ).text
+        for path, _ in librivox()
+    ]
+    one_word = 1 / sum(len(r.split()) for r in references)
+    assert wer(references, streamed) <= wer(references, whole) + one_word + 1e-9, (streamed, whole)
+
+
+def trimmed(audio: np.ndarray) -> np.ndarray:
+    """Without espeak's own leading and trailing silence, so the pause is the one we set."""
+    loud = np.flatnonzero(np.abs(audio) > 300)
+    return audio[loud[0] : loud[-1] + 1]
+
+
+async def test_word_times_and_the_typing_profile(stack: LocalStack) -> None:
+    first, second = "Open the editor.", "Save the file now."
+    audio = np.concatenate(
+        [silence(0.5), trimmed(speak(first)), silence(0.45), trimmed(speak(second)), silence(1)]
+    )
+
+    typing = await stream_audio(
+        stack.ws_url,
+        StartMessage(profile="typing", word_timestamps=True, partials=False),
+        chunks(audio, 16000),
+    )
+    # 0.45 s of silence ends an utterance when typing (300 ms), not for subtitles (600 ms).
+    assert [normalise(f.text) for f in typing.finals] == [normalise(first), normalise(second)]
+    for final in typing.finals:
+        assert final.words and final.lines == ()
+        assert normalise(" ".join(w.word for w in final.words)) == normalise(final.text)
+        times = [t for w in final.words for t in (w.start, w.end)]
+        assert times == sorted(times), times
+        assert final.start - 0.05 <= times[0] and times[-1] <= final.end + 0.05
+    # In session seconds: the second sentence's words start after the first's end.
+    assert typing.finals[1].words[0].start >= typing.finals[0].words[-1].end
+
+    subtitles = await stream_audio(stack.ws_url, StartMessage(partials=False), chunks(audio, 16000))
+    assert len(subtitles.finals) == 1 and subtitles.finals[0].words == ()
+    assert subtitles.finals[0].lines
+
+
+@pytest.fixture
+async def nc(stack: LocalStack) -> AsyncIterator[Client]:
+    client = await nats.connect(stack.nats_url)
+    yield client
+    await client.drain()
+
+
+async def test_worker_drops_stale_partials_and_keeps_partials_out_of_results(
+    stack: LocalStack, settings: Settings, nc: Client
+) -> None:
+    js = nc.jetstream()
+    subjects = subjects_of(settings)
+    sid = new_session_id()
+    results = await nc.subscribe(subjects.results(sid))
+    partials = await nc.subscribe(subjects.partials(sid))
+    speech = speak("He was not an ill disposed young man.").tobytes()
+
+    # A partial that waited a minute in the queue, then the final of another utterance.
+    await publish(
+        js, subjects, segment(sid, 0, speech, kind="partial", revision=1, sent_at=time.time() - 60)
+    )
+    await publish(js, subjects, segment(sid, 1, speech))
+    final = await next_transcript(results)
+    assert (final.seq, final.kind) == (1, "final")
+
+    # The stale partial was dropped unrun: the first partial result is this fresh one's.
+    fresh = segment(sid, 2, speech, kind="partial", revision=3, sent_at=time.time())
+    await publish(js, subjects, fresh)
+    partial = await next_transcript(partials)
+    assert (partial.seq, partial.kind, partial.revision) == (2, "partial", 3)
+    assert wer(["he was not an ill disposed young man"], [partial.text]) <= 0.3
+
+    async def drained() -> bool:
+        return await stream_messages(js, subjects.audio_stream) == 0
+
+    await eventually(drained, "the AUDIO stream to be empty")
+    # Partials are never replayed: only the final is stored in RESULTS.
+    stored = await read_results(js, subjects, sid, complete=True)
+    assert [(r.seq, r.kind) for r in stored] == [(1, "final")]
