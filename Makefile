@@ -73,6 +73,7 @@ schemas: install
 bench: install-test
 	$(BIN)/python bench/latency.py
 	$(BIN)/python bench/translation.py
+	$(BIN)/python bench/partials.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
