@@ -80,6 +80,9 @@ def _parser() -> argparse.ArgumentParser:
         help="also translate each final, e.g. es or es,de (repeatable)",
     )
     tr.add_argument("--realtime", action="store_true", help="pace the audio like a microphone")
+    tr.add_argument(
+        "--words", action="store_true", help="word times in --format jsonl (\"words\": [...])"
+    )
     tr.add_argument("--output-dir", type=Path, help="write one file per input here")
     return parser
 
@@ -166,6 +169,7 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             task=args.task,
             fmt=args.format,
             realtime=args.realtime,
+            words=args.words,
             output_dir=args.output_dir,
             translate_to=tuple(
                 code.strip()

@@ -33,6 +33,7 @@ async def run_transcribe(
     realtime: bool,
     output_dir: Path | None,
     translate_to: tuple[str, ...] = (),
+    words: bool = False,
 ) -> int:
     if len(files) > 1 and fmt in ("srt", "vtt") and output_dir is None:
         print(f"nova transcribe: --format {fmt} with several files needs --output-dir",
@@ -56,6 +57,7 @@ async def run_transcribe(
             channels=info.channels,
             translate_to=translate_to,
             partials=False,  # only finals are printed: partial windows would be wasted work
+            word_timestamps=words,
         )
         try:
             ok = await _transcribe_file(

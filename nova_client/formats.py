@@ -146,6 +146,7 @@ class FinalWriter:
                 text=final.text,
                 language=final.language,
                 translations=translations,
+                words=final.words,
             )
             # msgspec: compact, fields in FinalRecord's order, non-ASCII as UTF-8 (no \u escapes);
             # an empty `translations` is left out.

@@ -320,6 +320,8 @@ class FinalRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     language: str
     # Target language → translated text, when ``--translate-to`` asked for any.
     translations: dict[str, str] = {}
+    # Word times in seconds of the file, with ``--words``.
+    words: tuple[Word, ...] = ()
 
 
 # Encoders are thread-safe and cheap to reuse.

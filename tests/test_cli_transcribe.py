@@ -40,7 +40,7 @@ from tests.processes import (
     unused_port,
     wait_healthy,
 )
-from tests.speech import read_wav, resample, wer, write_wav
+from tests.speech import normalise, read_wav, resample, wer, write_wav
 
 pytestmark = pytest.mark.slow
 
@@ -145,6 +145,22 @@ def test_transcribe_jsonl(up: RunningUp, two_sentences_wav: Path) -> None:
         assert record["file"] == str(two_sentences_wav)
     assert records[0]["end"] <= records[1]["start"], records
     assert wer(TWO_SENTENCES, [r["text"] for r in records]) <= 0.25, records
+
+
+def test_transcribe_jsonl_with_word_times(up: RunningUp, two_sentences_wav: Path) -> None:
+    result = transcribe(up, two_sentences_wav, "--format", "jsonl", "--words")
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(records) == 2, records
+    for record in records:
+        words = record["words"]
+        assert normalise(" ".join(w["word"] for w in words)) == normalise(record["text"])
+        times = [t for w in words for t in (w["start"], w["end"])]
+        assert times == sorted(times) and record["start"] - 0.05 <= times[0], record
+        assert times[-1] <= record["end"] + 0.05, record
+    assert "words" not in json.loads(
+        transcribe(up, two_sentences_wav, "--format", "jsonl").stdout.splitlines()[0]
+    )
 
 
 def test_transcribe_srt(up: RunningUp, two_sentences_wav: Path) -> None:
