@@ -81,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     tr.add_argument("--realtime", action="store_true", help="pace the audio like a microphone")
     tr.add_argument(
-        "--words", action="store_true", help="word times in --format jsonl (\"words\": [...])"
+        "--words", action="store_true", help='word times in --format jsonl ("words": [...])'
     )
     tr.add_argument("--output-dir", type=Path, help="write one file per input here")
     return parser

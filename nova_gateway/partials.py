@@ -89,9 +89,7 @@ class PartialWindows:
     """Per session: decides when the utterance in progress gets a partial window, and turns
     the answers into (committed, text) revisions."""
 
-    def __init__(
-        self, *, first_after_s: float, interval_s: float, answer_within_s: float
-    ) -> None:
+    def __init__(self, *, first_after_s: float, interval_s: float, answer_within_s: float) -> None:
         self._first_after = first_after_s
         self._interval = interval_s
         self._answer_within = answer_within_s
