@@ -296,6 +296,73 @@ ServerEvent = (
     | SummaryEvent
 )
 
+# --------------------------------------------------------------------------- the seed's protocol
+# What the original Nova Voice desktop client speaks on /ws/v0 (github.com/buiilding/Nova-Voice,
+# backend/docs/API_REFERENCE.md); nova_gateway/seed.py translates it. Field names are the seed's.
+
+
+class SeedAudioHeader(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """The JSON between a binary frame's u32 LE length prefix and its PCM16 samples."""
+
+    sample_rate: int
+    channels: int = 1
+    bits_per_sample: int = 16
+
+
+class SeedSetLangs(msgspec.Struct, frozen=True, kw_only=True, tag="set_langs", tag_field="type"):
+    """A field left out keeps its current value, as in the seed."""
+
+    source_language: str | None = None
+    target_language: str | None = None
+
+
+class SeedGetStatus(msgspec.Struct, frozen=True, tag="get_status", tag_field="type"):
+    """Asks for a ``status`` reply."""
+
+
+class SeedStartOver(msgspec.Struct, frozen=True, tag="start_over", tag_field="type"):
+    """Drop the utterance in progress and begin afresh."""
+
+
+SeedClientMessage = SeedSetLangs | SeedGetStatus | SeedStartOver
+
+
+class SeedStatus(msgspec.Struct, frozen=True, kw_only=True, tag="status", tag_field="type"):
+    client_id: str
+    source_language: str
+    target_language: str
+    translation_enabled: bool
+
+
+class SeedRealtime(msgspec.Struct, frozen=True, kw_only=True, tag="realtime", tag_field="type"):
+    """A partial (``is_final`` false) or the final text of an utterance with its translation."""
+
+    text: str
+    translation: str
+    is_final: bool
+    client_id: str
+    timestamp: float
+    # Not in the seed's reference, but its client logs it: the utterance's seq.
+    segment_id: int
+
+
+class SeedUtteranceEnd(
+    msgspec.Struct, frozen=True, kw_only=True, tag="utterance_end", tag_field="type"
+):
+    client_id: str
+    timestamp: float
+
+
+class SeedError(msgspec.Struct, frozen=True, kw_only=True, tag="error", tag_field="type"):
+    """The seed's client shows ``message``; ``code`` is Nova's, for programs."""
+
+    message: str
+    code: str
+    client_id: str
+
+
+SeedEvent = SeedStatus | SeedRealtime | SeedUtteranceEnd | SeedError
+
 # --------------------------------------------------------------------------- HTTP and CLI output
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Literal
 
 import msgspec
 import structlog
@@ -28,6 +27,7 @@ from nova_common.messages import (
 )
 from nova_common.subjects import new_session_id
 from nova_gateway.audio import AudioFormatError, check_format
+from nova_gateway.frames import FrameReader
 from nova_gateway.hub import SessionHub
 from nova_gateway.protocol import ProtocolError, parse_client_message
 from nova_gateway.session import Session
@@ -75,18 +75,17 @@ class ClientConnection:
         self._hub = hub
         self._settings = hub.settings
         self._metrics = hub.metrics
-        self._shutting_down = shutting_down
         self.session_id = new_session_id()
         self._session: Session | None = None
         # Holds the open session (its results subscription and watchdog) until the connection ends.
         self._open = contextlib.AsyncExitStack()
-        self._shutdown_waiter: asyncio.Task[Literal[True]] | None = None
+        self._frames = FrameReader(ws, shutting_down)
         self._log = log.bind(session_id=self.session_id)
 
     async def run(self) -> None:
         self._metrics.sessions_active.inc()
         try:
-            while (frame := await self._next_frame()) is not None:
+            while (frame := await self._frames.next()) is not None:
                 if await self._on_frame(frame):
                     return
             await self._end(1001, "server shutting down", self._settings.shutdown_grace_s)
@@ -95,22 +94,8 @@ class ClientConnection:
                 self._log.info("client left", close_code=self._ws.close_code)
         finally:
             self._metrics.sessions_active.dec()
-            if self._shutdown_waiter is not None:
-                self._shutdown_waiter.cancel()
+            self._frames.close()
             await self._open.aclose()
-
-    async def _next_frame(self) -> str | bytes | None:
-        """The next frame, or None when the gateway is shutting down."""
-        if self._shutting_down.is_set():
-            return None
-        if self._shutdown_waiter is None:  # one per connection, not one per audio frame
-            self._shutdown_waiter = asyncio.ensure_future(self._shutting_down.wait())
-        receive = asyncio.ensure_future(self._ws.recv())
-        await asyncio.wait({receive, self._shutdown_waiter}, return_when=asyncio.FIRST_COMPLETED)
-        if receive.done():
-            return receive.result()
-        receive.cancel()  # websockets: cancelling recv() loses no message
-        return None
 
     # ------------------------------------------------------------------ sending
 

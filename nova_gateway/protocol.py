@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TypeVar
+
 import msgspec
 
 from nova_common.messages import ClientMessage, StartMessage, StopMessage, UpdateMessage
 
-KNOWN_TYPES = {"start": StartMessage, "update": UpdateMessage, "stop": StopMessage}
+KNOWN_TYPES: dict[str, type[ClientMessage]] = {
+    "start": StartMessage,
+    "update": UpdateMessage,
+    "stop": StopMessage,
+}
+
+M = TypeVar("M")
 
 
 class ProtocolError(ValueError):
@@ -15,21 +24,25 @@ class ProtocolError(ValueError):
         self.code = code
 
 
-def parse_client_message(text: str) -> ClientMessage:
+def parse_message(text: str, kinds: Mapping[str, type[M]]) -> M:
+    """A JSON text frame as the struct its ``type`` names among ``kinds``."""
     try:
         raw = msgspec.json.decode(text)
     except msgspec.DecodeError as exc:
         raise ProtocolError("invalid_json", f"text frame is not JSON: {exc}") from exc
     if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
         raise ProtocolError("invalid_message", "a text frame must be a JSON object with a 'type'")
-    kind = KNOWN_TYPES.get(raw["type"])
+    kind = kinds.get(raw["type"])
     if kind is None:
         raise ProtocolError(
             "unknown_message_type",
-            f"unknown message type {raw['type']!r} (expected one of: {', '.join(KNOWN_TYPES)})",
+            f"unknown message type {raw['type']!r} (expected one of: {', '.join(kinds)})",
         )
     try:
-        message: ClientMessage = msgspec.convert(raw, kind)
+        return msgspec.convert(raw, kind)
     except msgspec.ValidationError as exc:
         raise ProtocolError("invalid_message", f"invalid {raw['type']!r} message: {exc}") from exc
-    return message
+
+
+def parse_client_message(text: str) -> ClientMessage:
+    return parse_message(text, KNOWN_TYPES)

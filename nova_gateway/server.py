@@ -25,6 +25,7 @@ from nova_gateway.connection import ClientConnection
 from nova_gateway.hub import SessionHub
 from nova_gateway.publisher import AudioPublisher
 from nova_gateway.replay import read_results, results_stored
+from nova_gateway.seed import SeedConnection
 from nova_gateway.subtitles import subtitles
 from nova_gateway.translations import EnglishVia
 from nova_gateway.workers import WorkerRegistry
@@ -116,7 +117,7 @@ class Gateway:
 
     async def _http(self, connection: ServerConnection, request: Request) -> Response | None:
         path, _, query = request.path.partition("?")
-        if path == "/ws":
+        if path in ("/ws", "/ws/v0"):
             return None  # carry on with the WebSocket handshake
         if path == "/health":
             return _json(http.HTTPStatus.OK, {"status": "ok"})
@@ -189,5 +190,10 @@ class Gateway:
     # ------------------------------------------------------------------ WebSocket
 
     async def _handle(self, ws: ServerConnection) -> None:
+        path = ws.request.path.partition("?")[0] if ws.request is not None else "/ws"
+        if path == "/ws/v0":  # the seed's protocol, for the original desktop client
+            seed = SeedConnection(ws, hub=self.hub, shutting_down=self._shutting_down)
+            await seed.run()
+            return
         connection = ClientConnection(ws, hub=self.hub, shutting_down=self._shutting_down)
         await connection.run()
