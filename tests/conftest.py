@@ -8,7 +8,9 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import msgspec
+import nats
 import pytest
+from nats.aio.client import Client
 
 from nova_cli.stack import LocalStack
 from nova_common.nats_server import EmbeddedNatsServer
@@ -67,3 +69,11 @@ def whisper(data_dir: Path) -> SpeechToText:
 async def stack(settings: Settings, whisper: SpeechToText) -> AsyncIterator[LocalStack]:
     async with LocalStack(settings, stt_workers=1, model=whisper) as running:
         yield running
+
+
+@pytest.fixture
+async def nc(stack: LocalStack) -> AsyncIterator[Client]:
+    """The test's own connection to the stack's NATS, standing in for a gateway."""
+    client = await nats.connect(stack.nats_url)
+    yield client
+    await client.drain()

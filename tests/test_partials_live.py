@@ -8,9 +8,7 @@ first-partial latency and flicker are reported by ``bench/partials.py``, not ass
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 
-import nats
 import numpy as np
 import pytest
 from nats.aio.client import Client
@@ -139,13 +137,6 @@ async def test_word_times_and_the_typing_profile(stack: LocalStack) -> None:
     subtitles = await stream_audio(stack.ws_url, StartMessage(partials=False), chunks(audio, 16000))
     assert len(subtitles.finals) == 1 and subtitles.finals[0].words == ()
     assert subtitles.finals[0].lines
-
-
-@pytest.fixture
-async def nc(stack: LocalStack) -> AsyncIterator[Client]:
-    client = await nats.connect(stack.nats_url)
-    yield client
-    await client.drain()
 
 
 async def test_worker_drops_stale_partials_and_keeps_partials_out_of_results(

@@ -8,9 +8,6 @@ core subscription on the session's results subject, exactly as the gateway reads
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import nats
 import pytest
 from nats.aio.client import Client
 
@@ -32,14 +29,6 @@ from tests.worker_helpers import (
 )
 
 pytestmark = pytest.mark.slow  # the workers hold the real Whisper model
-
-
-@pytest.fixture
-async def nc(stack: LocalStack) -> AsyncIterator[Client]:
-    """The test's own connection, standing in for a gateway."""
-    client = await nats.connect(stack.nats_url)
-    yield client
-    await client.drain()
 
 
 @pytest.mark.parametrize(
