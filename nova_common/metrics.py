@@ -36,8 +36,9 @@ class GatewayMetrics:
                 ["kind"], registry=registry,
             ),
             publish_failures=Counter(
-                "nova_gateway_publish_failures", "Utterances JetStream did not accept",
-                ["reason"], registry=registry,
+                "nova_gateway_publish_failures",
+                "Segments JetStream did not accept, by reason and kind (final, partial)",
+                ["reason", "kind"], registry=registry,
             ),
             client_errors=Counter(
                 "nova_gateway_client_errors", "Error events sent to clients",
@@ -82,7 +83,7 @@ class SttMetrics:
         return cls(
             partials_dropped=Counter(
                 "nova_stt_partials_dropped",
-                "Partial windows dropped unrun (stale, or superseded in the same batch)",
+                "Partial windows dropped: stale, superseded in the same batch, or failed",
                 ["reason"], registry=registry,
             ),
             suppressed=Counter(
@@ -97,8 +98,8 @@ class SttMetrics:
                 "nova_stt_failures", "Segments that failed, by fate", ["fate"], registry=registry
             ),
             inference_seconds=Histogram(
-                "nova_stt_inference_seconds", "Model time per segment",
-                buckets=_LATENCY_BUCKETS, registry=registry,
+                "nova_stt_inference_seconds", "Model time per segment, by kind (final, partial)",
+                ["kind"], buckets=_LATENCY_BUCKETS, registry=registry,
             ),
             audio_seconds=Counter(
                 "nova_stt_audio_seconds", "Seconds of audio transcribed", registry=registry

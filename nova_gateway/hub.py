@@ -15,6 +15,7 @@ import msgspec
 import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 
 from nova_common.messages import NoticeEvent, ResultMessage, StartMessage, result_decoder
 from nova_common.metrics import GatewayMetrics
@@ -37,6 +38,12 @@ NO_MT_WORKER = (
     "no translation worker is running: transcripts are queued for translation and the "
     "translations will follow when one starts (`nova mt`)"
 )
+
+
+async def _unsubscribe(subscriptions: list[Subscription]) -> None:
+    for subscription in subscriptions:
+        with contextlib.suppress(Exception):  # NATS connection already gone
+            await subscription.unsubscribe()
 
 
 class SessionHub:
@@ -98,10 +105,13 @@ class SessionHub:
             )
 
         # Subscribe before any audio is published, so no result can slip past.
-        subscriptions = [
-            await self.nc.subscribe(subject, cb=on_result)
-            for subject in (self.subjects.results(session_id), self.subjects.partials(session_id))
-        ]
+        subscriptions = []
+        try:
+            for subject in (self.subjects.results(session_id), self.subjects.partials(session_id)):
+                subscriptions.append(await self.nc.subscribe(subject, cb=on_result))
+        except BaseException:
+            await _unsubscribe(subscriptions)
+            raise
         session = Session(
             session_id,
             start,
@@ -114,6 +124,7 @@ class SessionHub:
             route=self.route,
             partials=self._partials_for(start),
             caption_chars=self.settings.caption_chars if start.profile == "subtitles" else 0,
+            stt_alive=lambda: bool(self.workers.alive("stt")),
         )
         watchdog = asyncio.create_task(self._watch(session))
         self.metrics.sessions_total.inc()
@@ -121,9 +132,7 @@ class SessionHub:
             yield session
         finally:
             watchdog.cancel()
-            for subscription in subscriptions:
-                with contextlib.suppress(Exception):  # NATS connection already gone
-                    await subscription.unsubscribe()
+            await _unsubscribe(subscriptions)
 
     def _vad_for(self, start: StartMessage) -> VadSettings:
         if start.profile != "typing":

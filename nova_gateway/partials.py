@@ -129,12 +129,34 @@ class PartialWindows:
             self._in_flight = None
         if seq < self._done_below or revision <= self._shown.get(seq, 0):
             return None  # late: its utterance is final, or a newer revision is already shown
-        if not text.strip() and seq in self._covered:
-            self._covered[seq] -= max(self._interval - RETRY_AFTER_EMPTY_S, 0.0)
+        if not text.strip():
+            # Nothing to show (too little speech yet, or the window was dropped unrun): the
+            # next window comes sooner, and the words shown so far stay as they are.
+            if revision == self._revision.get(seq) and seq in self._covered:
+                self._covered[seq] -= max(self._interval - RETRY_AFTER_EMPTY_S, 0.0)
+            return None
         self._shown[seq] = revision
         agreement = self._agreement.setdefault(seq, LocalAgreement())
         agreement.update(text)
         return agreement
+
+    def revision(self, seq: int) -> int:
+        """The last revision published for ``seq``."""
+        return self._revision.get(seq, 0)
+
+    def abandon(self, seq: int) -> bool:
+        """The utterance in progress as ``seq`` was not speech after all (the segmenter dropped
+        it): the next utterance starts afresh under the same seq, and no answer for the dropped
+        one's windows counts. True when partials of it were shown (the client must be told)."""
+        if seq not in self._revision:
+            return False
+        shown = seq in self._agreement
+        self._shown[seq] = self._revision[seq]  # revisions go on counting from here
+        for state in (self._covered, self._agreement):
+            state.pop(seq, None)
+        if self._in_flight is not None and self._in_flight.seq == seq:
+            self._in_flight = None
+        return shown
 
     def final(self, seq: int) -> None:
         """The utterance ``seq`` ended (its final is queued): forget its partials."""

@@ -40,14 +40,17 @@ class AudioPublisher:
         self._attempts = attempts
 
     async def publish(self, segment: AudioSegment) -> None:
+        """Raises ``PublishRejected``. A partial window gets one attempt: it is best effort, and
+        the audio loop must not wait on retries for it."""
         payload = msgpack_encoder.encode(segment)
+        attempts = 1 if segment.kind == "partial" else self._attempts
         # Same id on every attempt: if an attempt was stored but its ack lost, the retry is dropped
         # by the stream's duplicate window instead of being transcribed twice.
         headers = {"Nats-Msg-Id": message_id(segment)}
         try:
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception_type(_TRANSIENT),
-                stop=stop_after_attempt(self._attempts),
+                stop=stop_after_attempt(attempts),
                 wait=wait_exponential(multiplier=0.2, max=2.0),
                 reraise=True,
             ):
@@ -56,19 +59,19 @@ class AudioPublisher:
                         self._subjects.audio(segment.session_id), payload, headers=headers
                     )
         except APIError as exc:
-            self._metrics.publish_failures.labels("rejected").inc()
+            self._metrics.publish_failures.labels("rejected", segment.kind).inc()
             raise PublishRejected(
                 "backpressure",
                 f"the speech queue did not accept utterance {segment.seq}: {exc.description}",
             ) from exc
         except _TRANSIENT as exc:
-            self._metrics.publish_failures.labels("unavailable").inc()
+            self._metrics.publish_failures.labels("unavailable", segment.kind).inc()
             raise PublishRejected(
                 "queue_unavailable",
                 f"utterance {segment.seq} could not be queued, NATS is unavailable: {exc!r}",
             ) from exc
         except nats.errors.Error as exc:  # e.g. payload over the server's max_payload
-            self._metrics.publish_failures.labels("error").inc()
+            self._metrics.publish_failures.labels("error", segment.kind).inc()
             raise PublishRejected(
                 "publish_failed", f"utterance {segment.seq} could not be queued: {exc!r}"
             ) from exc

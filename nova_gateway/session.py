@@ -55,6 +55,7 @@ class Session:
         route: Route = _text_only,
         partials: PartialWindows | None = None,
         caption_chars: int = 0,
+        stt_alive: Callable[[], bool] = lambda: True,
     ) -> None:
         """``partials``: None for no partial results. ``caption_chars``: lay text events out as
         two caption lines of at most this many characters (0: no layout)."""
@@ -81,6 +82,7 @@ class Session:
         self._all_resolved = asyncio.Event()
         self._all_resolved.set()
         self._partials = partials
+        self._stt_alive = stt_alive
         self._caption_chars = caption_chars
         self._partial_sent_at: dict[tuple[int, int], float] = {}
         self._last_language: str | None = None
@@ -104,13 +106,39 @@ class Session:
             await self._publish(utterance)
         await self._maybe_partial()
 
+    async def _abandon_partials(self) -> None:
+        """Between utterances: one the segmenter dropped (too little voiced audio) leaves its
+        seq to the next; the partials shown for it are withdrawn with an empty one."""
+        seq = self._delivery.next_seq
+        if self._partials is None or not self._partials.abandon(seq):
+            return
+        async with self._deliver:
+            if seq == self._delivery.next_release:
+                await self._send(
+                    PartialEvent(
+                        session_id=self.session_id,
+                        seq=seq,
+                        revision=self._partials.revision(seq),
+                        text="",
+                        committed="",
+                        language=self._last_language or "",
+                        start=0.0,
+                        end=0.0,
+                    )
+                )
+
     def _lines(self, text: str) -> tuple[str, ...]:
         return caption_lines(text, self._caption_chars) if self._caption_chars else ()
 
     async def _maybe_partial(self) -> None:
         """A partial window of the utterance in progress, when one is due."""
-        if self._partials is None or (current := self._segmenter.in_progress()) is None:
+        if self._partials is None:
             return
+        if (current := self._segmenter.in_progress()) is None:
+            await self._abandon_partials()
+            return
+        if not self._stt_alive():
+            return  # the window would only wait in the queue, taking room from finals
         seq = self._delivery.next_seq
         now = time.monotonic()
         revision = self._partials.due(seq, current.end - current.start, now)
@@ -125,8 +153,9 @@ class Session:
             end=round(current.end, 3),
             pcm=current.pcm.tobytes(),
             # Language detection on a second of audio is poor (it hears Japanese in an English
-            # "He might"): a partial assumes the language of the session's last final.
-            language=self.language or self._last_language,
+            # "He might"): a partial assumes the language of the session's last final, unless
+            # the session allows several (the next may be another of them).
+            language=self.language or (None if self.start.languages else self._last_language),
             task=self.start.task,
             allowed_languages=self.start.languages,
             prompt=self.start.prompt,
@@ -296,6 +325,8 @@ class Session:
                         self._metrics.final_latency.observe(time.monotonic() - sent)
                 else:
                     self.failed += 1
+                    if ready.seq is not None:
+                        self._published_at.pop(ready.seq, None)
                     self._metrics.client_errors.labels(ready.code).inc()
                 await self._send(ready)
                 assert ready.seq is not None

@@ -37,6 +37,7 @@ MAX_WINDOW_S = 30
 # Greedy decoding of a partial may write at most this many tokens per second of audio (plus a
 # few): a loop on a hard window ends early instead of holding the worker.
 MAX_TOKENS_PER_S = 10
+MAX_DECODE_TOKENS = 448  # Whisper's text context
 SECONDS_PER_TIMESTAMP = 0.02  # Whisper's timestamp tokens count in 20 ms steps
 
 
@@ -262,6 +263,8 @@ class SpeechToText:
         from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import get_compression_ratio
 
+        if not self.multilingual:
+            language = None  # a hint from the session; this model only knows English
         audio, language = self._checked(pcm, language)
         started = time.perf_counter()
         if self._gate_fails(audio):
@@ -285,11 +288,15 @@ class SpeechToText:
             self._model.hf_tokenizer, self.multilingual, task=task, language=language
         )
         previous = tokenizer.encode(" " + prompt.strip()) if prompt.strip() else []
+        prompt_tokens = self._model.get_prompt(tokenizer, previous, without_timestamps=False)
         result = self._model.model.generate(
             encoded,
-            [self._model.get_prompt(tokenizer, previous, without_timestamps=False)],
+            [prompt_tokens],
             beam_size=1,
-            max_length=int(duration * MAX_TOKENS_PER_S) + 16,
+            # The prompt counts towards max_length: the budget is for the tokens after it.
+            max_length=min(
+                len(prompt_tokens) + int(duration * MAX_TOKENS_PER_S) + 16, MAX_DECODE_TOKENS
+            ),
             return_scores=True,
             return_no_speech_prob=True,
         )[0]

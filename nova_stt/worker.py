@@ -97,18 +97,20 @@ class SttWorker(PullWorker):
         )
         for reason, dropped in (("stale", plan.stale), ("superseded", plan.superseded)):
             for i in dropped:
-                self._metrics.partials_dropped.labels(reason).inc()
-                await quietly(msgs[i].ack(), "ack", subject=msgs[i].subject)
+                await self._drop_partial(msgs[i], segments[i], reason)
         pending = set(plan.run)
         self._in_flight = len(pending)
         try:
             async with keep_alive(msgs, pending, self._streams.ack_wait_s):
                 for i in plan.run:
-                    msg = msgs[i]
+                    msg, segment = msgs[i], segments[i]
                     try:
-                        segment = segments[i]
                         if segment is not None and segment.kind == "partial":
-                            await self._handle_partial(msg, segment)
+                            # The finals run before it in this batch took time.
+                            if time.time() - segment.sent_at > self._settings.partial_max_age_s:
+                                await self._drop_partial(msg, segment, "stale")
+                            else:
+                                await self._handle_partial(msg, segment)
                         else:
                             await self._handle(msg)
                     except Exception:
@@ -143,9 +145,7 @@ class SttWorker(PullWorker):
         )
 
     async def _handle_partial(self, msg: Msg, segment: AudioSegment) -> None:
-        """Best effort: a partial is never retried and never reported failed (the final of its
-        utterance will come); its result goes out on core NATS only, on a subject no stream
-        stores, as nobody replays it."""
+        exc: BaseException | None = None
         try:
             result = await asyncio.get_running_loop().run_in_executor(
                 self._executor,
@@ -157,15 +157,34 @@ class SttWorker(PullWorker):
                     prompt=segment.prompt,
                 ),
             )
-            await self._nc.publish(
-                self._subjects.partials(segment.session_id),
-                msgpack_encoder.encode(self._transcript(segment, result)),
-            )
+            await self._publish_partial(self._transcript(segment, result))
             self._metrics.segments.labels("partial").inc()
-            self._metrics.inference_seconds.observe(result.compute_s)
+            self._metrics.inference_seconds.labels("partial").observe(result.compute_s)
         except Exception as err:
-            self._metrics.failures.labels("partial_dropped").inc()
-            log.warning("partial failed, dropped", error=repr(err), subject=msg.subject)
+            exc = err
+        await self._settle(msg, segment, exc)
+
+    async def _publish_partial(self, transcript: Transcript) -> None:
+        """On core NATS only, on a subject no stream stores: nobody replays a partial."""
+        await self._nc.publish(
+            self._subjects.partials(transcript.session_id), msgpack_encoder.encode(transcript)
+        )
+
+    async def _drop_partial(self, msg: Msg, segment: AudioSegment | None, reason: str) -> None:
+        """A partial not run (or failed): the session hears of it, so that its one window in
+        flight is free for the next, and the message leaves the queue."""
+        self._metrics.partials_dropped.labels(reason).inc()
+        if segment is not None:
+            empty = SpeechResult(
+                text="",
+                language=segment.language or "und",
+                language_probability=0.0,
+                compute_s=0.0,
+                suppressed=(f"partial_{reason}",),
+            )
+            await quietly(
+                self._publish_partial(self._transcript(segment, empty)), "publish", seq=segment.seq
+            )
         await quietly(msg.ack(), "ack", subject=msg.subject)
 
     def _transcript(self, segment: AudioSegment, result: SpeechResult) -> Transcript:
@@ -215,7 +234,7 @@ class SttWorker(PullWorker):
             await self._publish_result(transcript)
             transcript_out = True
             self._metrics.segments.labels(segment.kind).inc()
-            self._metrics.inference_seconds.observe(result.compute_s)
+            self._metrics.inference_seconds.labels("final").observe(result.compute_s)
             self._metrics.audio_seconds.inc(segment.end - segment.start)
             for reason in result.suppressed:
                 self._metrics.suppressed.labels(reason).inc()
@@ -316,6 +335,14 @@ class SttWorker(PullWorker):
 
         ``transcript_out``: the transcript was published and only handing it on for translation
         failed; a dead letter then reports the translations as failed, not the segment."""
+        if segment is not None and segment.kind == "partial":
+            # Best effort: never retried, never reported failed (its utterance's final comes).
+            if exc is None:
+                await msg.ack()
+            else:
+                log.warning("partial failed, dropped", error=repr(exc), subject=msg.subject)
+                await self._drop_partial(msg, segment, "failed")
+            return
         fate = fate_of(exc)
         delivered = msg.metadata.num_delivered if msg.metadata else 1
         if fate is Fate.RETRY and delivered >= self._streams.max_deliver:

@@ -115,6 +115,35 @@ def test_after_an_empty_answer_the_next_window_comes_sooner() -> None:
     assert w.due(0, 0.8 + RETRY_AFTER_EMPTY_S, now=0.2) == 2
 
 
+def test_an_empty_answer_is_not_shown_and_keeps_the_words_shown() -> None:
+    w = windows()
+    w.due(0, 0.8, now=0.0)
+    assert w.answer(0, 1, "He was not an") is not None
+    w.due(0, 1.8, now=0.5)
+    assert w.answer(0, 2, "He was not an ill") is not None
+    w.due(0, 2.8, now=1.0)
+    assert w.answer(0, 3, "") is None  # dropped unrun, or too little speech
+    w.due(0, 3.8, now=1.5)
+    agreement = w.answer(0, 4, "He was not an ill disposed")
+    assert agreement is not None and agreement.committed_text == "He was not an ill"
+
+
+def test_an_abandoned_utterance_leaves_nothing_to_the_next_under_its_seq() -> None:
+    w = windows()
+    assert w.abandon(0) is False  # nothing in progress: nothing to withdraw
+    w.due(0, 0.8, now=0.0)
+    w.answer(0, 1, "Thank you.")
+    w.due(0, 1.8, now=0.5)
+    w.answer(0, 2, "Thank you.")
+    assert w.abandon(0) is True  # the client saw "Thank you.": it must be withdrawn
+    assert w.due(0, 0.5, now=1.0) is None  # the next utterance starts afresh
+    assert w.due(0, 0.8, now=1.0) == 3  # revisions go on counting
+    assert w.answer(0, 2, "Thank you. late") is None  # the dropped one's answers do not count
+    agreement = w.answer(0, 3, "Hello world again")
+    assert agreement is not None and agreement.text == "Hello world again"
+    assert agreement.committed_text == ""
+
+
 def test_a_window_that_could_not_be_queued_frees_the_budget() -> None:
     w = windows()
     assert w.due(0, 1.0, now=0.0) == 1
