@@ -49,6 +49,11 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
+def _openai_line(host: str, port: int | None) -> str:
+    """The banner's line for the OpenAI-compatible API (base URL for OpenAI clients)."""
+    return f"  OpenAI-compatible API: http://{host}:{port}/v1\n" if port is not None else ""
+
+
 async def run_up(settings: Settings, *, port: int | None) -> int:
     stop = asyncio.Event()
     stop_on_signals(stop)
@@ -76,6 +81,7 @@ async def run_up(settings: Settings, *, port: int | None) -> int:
         print(
             f"Nova Voice is up: ws://{host}:{gw_port}/ws\n"
             f"  health: http://{host}:{gw_port}/health/full   NATS: {stack.nats_url}\n"
+            f"{_openai_line(host, stack.gateway.openai_port if stack.gateway else None)}"
             f"  translation: {describe_backends(backends)}\n"
             f"  try:    {_nova_command()} transcribe FILE --url ws://{host}:{gw_port}/ws\n"
             "  Ctrl-C to stop",
@@ -111,6 +117,7 @@ async def run_gateway(settings: Settings, *, port: int | None) -> int:
         print(
             f"nova gateway listening on ws://{settings.gateway.host}:{gateway.port}/ws", flush=True
         )
+        print(_openai_line(settings.gateway.host, gateway.openai_port), end="", flush=True)
         await stop.wait()
     finally:
         await gateway.close()

@@ -74,17 +74,25 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     # On shutdown, open sessions get this long to flush and receive their finals.
     shutdown_grace_s: float = 30.0
     # Partial results (profile `subtitles`): a window per this much new speech, at most one in
-    # flight per session; one unanswered this long no longer blocks the next.
+    # flight per session (workers answer even a window they drop; one unanswered this long —
+    # an answer lost on the way — no longer blocks the next).
     partial_interval_s: float = 1.0
     # The first window of an utterance, once it holds this much audio (with the VAD's pre-roll):
     # the first words should appear within a second of the speaker starting.
     first_partial_s: float = 0.8
-    partial_answer_within_s: float = 2.0
+    partial_answer_within_s: float = 10.0
     # Profile `typing`: quicker partials, and an utterance ends after a shorter silence.
     typing_partial_interval_s: float = 0.5
     typing_end_silence_ms: int = 300
     # Profile `subtitles`: caption lines of at most this many characters, two at a time.
     caption_chars: int = 42
+    # The OpenAI-compatible HTTP API (POST /v1/audio/transcriptions, /v1/audio/translations,
+    # GET /v1/models) on a port of its own: the WebSocket server cannot read request bodies.
+    # 0 means any free port; `openai_api = false` does not serve it at all.
+    openai_api: bool = True
+    openai_port: int = 8766
+    # Uploads larger than this are refused with 413 (OpenAI's own limit is 25 MB).
+    openai_max_upload_bytes: int = 200 * 1024 * 1024
 
 
 class SttSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

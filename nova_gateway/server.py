@@ -23,6 +23,7 @@ from nova_common.settings import GatewaySettings, VadSettings
 from nova_common.subjects import Subjects, is_valid_token
 from nova_gateway.connection import ClientConnection
 from nova_gateway.hub import SessionHub
+from nova_gateway.openai_api import OpenAIServer
 from nova_gateway.publisher import AudioPublisher
 from nova_gateway.replay import read_results, results_stored
 from nova_gateway.seed import SeedConnection
@@ -82,15 +83,25 @@ class Gateway:
         self._server: Server | None = None
         self._shutting_down = asyncio.Event()
 
-    async def start(self, host: str | None = None, port: int | None = None) -> Server:
+    async def start(
+        self, host: str | None = None, port: int | None = None, openai_port: int | None = None
+    ) -> Server:
         await self.workers.start(self._nc, self._subjects)
+        ws_port = self._settings.port if port is None else port
         self._server = await serve(
             self._handle,
             host or self._settings.host,
-            self._settings.port if port is None else port,
+            ws_port,
             process_request=self._http,
             max_size=self._settings.max_frame_bytes * HARD_LIMIT_FACTOR,
         )
+        if self._settings.openai_api:
+            if openai_port is None:
+                # A gateway on any free port (tests, several on one machine) takes any free
+                # port for the OpenAI API too, rather than contend for the fixed default.
+                openai_port = 0 if ws_port == 0 else self._settings.openai_port
+            self._openai = OpenAIServer(self.hub, self.workers, self._settings)
+            await self._openai.start(host or self._settings.host, openai_port)
         return self._server
 
     @property
@@ -98,9 +109,19 @@ class Gateway:
         assert self._server is not None
         return int(next(iter(self._server.sockets)).getsockname()[1])
 
+    # The OpenAI-compatible API (nova_gateway/openai_api.py); None when `openai_api` is off.
+    _openai: OpenAIServer | None = None
+
+    @property
+    def openai_port(self) -> int | None:
+        """The OpenAI-compatible API's bound port; None when it is not served."""
+        return self._openai.port if self._openai is not None else None
+
     async def close(self) -> None:
         """Stop accepting connections; let open sessions flush and receive their finals (up to
-        ``shutdown_grace_s``, so workers must still be running), then close them with 1001."""
+        ``shutdown_grace_s``, so workers must still be running), then close them with 1001.
+        OpenAI API requests in flight get the same grace, at the same time."""
+        openai_closed = asyncio.ensure_future(self._openai.close()) if self._openai else None
         if self._server is not None:
             self._server.close(close_connections=False)
             self._shutting_down.set()
@@ -111,6 +132,8 @@ class Gateway:
             except TimeoutError:
                 self._server.close(close_connections=True)
                 await self._server.wait_closed()
+        if openai_closed is not None:
+            await openai_closed
         await self.workers.stop()
 
     # ------------------------------------------------------------------ HTTP

@@ -1,0 +1,479 @@
+"""The OpenAI-compatible HTTP API: ``POST /v1/audio/transcriptions``, ``/v1/audio/translations``
+and ``GET /v1/models``, on a port of its own (``gateway.openai_port``).
+
+Each request is one ordinary session (``SessionHub.open``): the upload is decoded with PyAV,
+fed through the same VAD and JetStream path as a live WebSocket session, and the finals are
+answered in the requested format, or streamed as server-sent events as each one arrives.
+Request parsing and response shapes are in ``openai_format.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import tempfile
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+from aiohttp import BodyPartReader, web
+
+from nova_client.decode import AudioFileError, AudioInfo, pcm_chunks, probe
+from nova_common.languages import UnsupportedLanguage
+from nova_common.messages import (
+    ErrorEvent,
+    FinalEvent,
+    ServerEvent,
+    StartMessage,
+    SummaryEvent,
+    Task,
+)
+from nova_common.settings import GatewaySettings
+from nova_common.subjects import new_session_id
+from nova_gateway.audio import AudioFormatError
+from nova_gateway.connection import checked_start
+from nova_gateway.hub import SessionHub
+from nova_gateway.openai_format import (
+    SSE_CONTENT_TYPE,
+    AudioRequest,
+    ModelCard,
+    ModelList,
+    OpenAIError,
+    Result,
+    StreamError,
+    TextDelta,
+    TextDone,
+    bad_request,
+    delta,
+    encode,
+    parse_request,
+    render_result,
+    sse,
+)
+from nova_gateway.workers import WorkerRegistry
+
+log = structlog.get_logger(__name__)
+
+# The session is fed a second of audio at a time: small enough for the event loop, large enough
+# that decoding is not dominated by thread hand-offs.
+CHUNK_SECONDS = 1.0
+READ_BYTES = 1 << 16
+# Text fields (prompt, language …) are short; this bounds what one may hold in memory.
+MAX_FIELD_BYTES = 64 * 1024
+# A Content-Length above the file limit by more than this cannot be within it.
+FORM_OVERHEAD_BYTES = 1 << 20
+# Utterance failures the client may retry: the queue was full or NATS unreachable.
+RETRYABLE_CODES = {"backpressure", "queue_unavailable"}
+_SAFE_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,10}$")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class Upload:
+    """The uploaded file, spooled to disk: PyAV reads a path, and a long recording need not sit
+    in memory."""
+
+    path: Path
+    filename: str
+    size: int = 0
+
+    def undecodable(self, exc: AudioFileError) -> OpenAIError:
+        # Decoding errors name the temporary file, which means nothing to the client.
+        reason = str(exc).replace(str(self.path), self.filename)
+        return bad_request(
+            f"the file could not be decoded as audio: {reason}", param="file", code="invalid_audio"
+        )
+
+
+def _error_response(error: OpenAIError) -> web.Response:
+    headers = {"x-should-retry": "true" if error.retry else "false"}
+    if error.status == 503:
+        headers["Retry-After"] = "1"
+    return web.Response(
+        status=error.status,
+        body=encode(error.body()),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+@web.middleware
+async def _openai_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error in OpenAI's shape, 404 and 405 included, so clients show the message."""
+    try:
+        return await handler(request)
+    except OpenAIError as exc:
+        return _error_response(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _error_response(
+            OpenAIError(exc.status, f"{request.method} {request.path}: {exc.reason}")
+        )
+    except Exception:
+        log.exception("openai api: request failed", path=request.path)
+        return _error_response(OpenAIError(500, "internal error; see the gateway's log"))
+
+
+class OpenAIServer:
+    def __init__(self, hub: SessionHub, workers: WorkerRegistry, settings: GatewaySettings) -> None:
+        self._hub = hub
+        self._workers = workers
+        self._settings = settings
+        self._runner: web.AppRunner | None = None
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[_openai_errors])
+        app.router.add_post(
+            "/v1/audio/transcriptions", self._transcriptions, expect_handler=self._expect
+        )
+        app.router.add_post(
+            "/v1/audio/translations", self._translations, expect_handler=self._expect
+        )
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/v1/models/{model:.+}", self._model)
+        return app
+
+    async def start(self, host: str, port: int) -> None:
+        self._runner = web.AppRunner(
+            self.app(),
+            # A client that hangs up cancels its request: its session stops being fed and
+            # unsubscribes (what was already queued is still transcribed and kept in RESULTS).
+            handler_cancellation=True,
+            # On shutdown, requests in flight get as long as WebSocket sessions to finish.
+            shutdown_timeout=self._settings.shutdown_grace_s,
+            access_log=None,
+        )
+        await self._runner.setup()
+        await web.TCPSite(self._runner, host, port).start()
+
+    @property
+    def port(self) -> int:
+        assert self._runner is not None
+        address = self._runner.addresses[0]
+        return int(address[1])
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def _declared_too_large(self, request: web.Request) -> bool:
+        length = request.content_length
+        return length is not None and length > self._settings.openai_max_upload_bytes + (
+            FORM_OVERHEAD_BYTES
+        )
+
+    async def _expect(self, request: web.Request) -> web.StreamResponse | None:
+        """``Expect: 100-continue`` (curl sends it for large files): refuse an upload that is
+        too large before it is sent, else invite it."""
+        if request.headers.get("Expect", "").lower() != "100-continue":
+            raise web.HTTPExpectationFailed(text=f"unknown Expect: {request.headers['Expect']}")
+        if self._declared_too_large(request):
+            return _error_response(_too_large(self._settings.openai_max_upload_bytes))
+        if request.version >= (1, 1):
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            request.writer.output_size = 0  # as aiohttp's own handler: the body has not begun
+        return None
+
+    # ------------------------------------------------------------------ models
+
+    def _model_ids(self) -> list[str]:
+        return sorted({beat.model for beat in self._workers.alive("stt")})
+
+    async def _models(self, request: web.Request) -> web.Response:
+        cards = [ModelCard(id=model) for model in self._model_ids()]
+        return web.Response(body=encode(ModelList(data=cards)), content_type="application/json")
+
+    async def _model(self, request: web.Request) -> web.Response:
+        model = request.match_info["model"]
+        if model not in self._model_ids():
+            raise OpenAIError(
+                404,
+                f"no STT worker runs the model {model!r}",
+                param="model",
+                code="model_not_found",
+            )
+        return web.Response(body=encode(ModelCard(id=model)), content_type="application/json")
+
+    # ------------------------------------------------------------------ audio
+
+    async def _transcriptions(self, request: web.Request) -> web.StreamResponse:
+        return await self._audio(request, "transcribe")
+
+    async def _translations(self, request: web.Request) -> web.StreamResponse:
+        return await self._audio(request, "translate")
+
+    async def _audio(self, request: web.Request, task: Task) -> web.StreamResponse:
+        async with self._upload(request) as (fields, upload):
+            options = parse_request(fields, task)
+            if upload is None:
+                raise bad_request("a 'file' part with the audio is required", param="file")
+            info = await _probe(upload)
+            start = _start_message(options, info)
+            decoder = _Decoder(upload, info)
+            try:
+                first = await decoder.next()
+                if first is None:
+                    raise bad_request(
+                        "the file holds no audio samples", param="file", code="audio_too_short"
+                    )
+                run = _Run(self._hub, start, decoder, first, self._settings.final_timeout_s)
+                log.info(
+                    "openai request",
+                    task=task,
+                    session_id=run.session_id,
+                    format=options.response_format,
+                    stream=options.stream,
+                    model=options.model,
+                    bytes=upload.size,
+                )
+                return await _answer(request, options, run)
+            finally:
+                decoder.close()
+
+    @contextlib.asynccontextmanager
+    async def _upload(
+        self, request: web.Request
+    ) -> AsyncIterator[tuple[dict[str, list[str]], Upload | None]]:
+        """The form's text fields and its file, spooled to a temporary file removed afterwards.
+        413 past ``openai_max_upload_bytes``; 400 for a body that is not a multipart form."""
+        limit = self._settings.openai_max_upload_bytes
+        if request.content_type != "multipart/form-data":
+            raise bad_request(
+                f"expected a multipart/form-data body (got {request.content_type or 'none'}), "
+                "with the audio in a 'file' part"
+            )
+        if self._declared_too_large(request):
+            raise _too_large(limit)
+        fields: dict[str, list[str]] = {}
+        upload: Upload | None = None
+        try:
+            try:
+                reader = await request.multipart()
+                while (part := await reader.next()) is not None:
+                    if not isinstance(part, BodyPartReader):
+                        raise bad_request("nested multipart bodies are not supported")
+                    if part.name == "file":
+                        if upload is not None:
+                            raise bad_request("give one 'file' per request", param="file")
+                        upload = Upload(await _temp_path(part.filename), part.filename or "file")
+                        await _spool(part, upload, limit)
+                    elif part.name:
+                        value = await _read_field(part)
+                        fields.setdefault(part.name, []).append(value)
+            except (ValueError, AssertionError) as exc:  # aiohttp's complaints about the form
+                if isinstance(exc, UnicodeDecodeError):
+                    raise bad_request("form fields must be UTF-8 text") from exc
+                raise bad_request(f"malformed multipart body: {exc}") from exc
+            yield fields, upload
+        finally:
+            if upload is not None:
+                upload.path.unlink(missing_ok=True)
+
+
+def _too_large(limit: int) -> OpenAIError:
+    return OpenAIError(
+        413,
+        f"the upload exceeds the gateway's limit of {limit} bytes "
+        "(gateway.openai_max_upload_bytes)",
+        param="file",
+        code="file_too_large",
+    )
+
+
+async def _temp_path(filename: str | None) -> Path:
+    # The extension helps FFmpeg guess formats that have no header to probe.
+    suffix = Path(filename or "").suffix
+    fd, name = await asyncio.to_thread(
+        tempfile.mkstemp, prefix="nova-upload-", suffix=suffix if _SAFE_SUFFIX.match(suffix) else ""
+    )
+    os.close(fd)
+    return Path(name)
+
+
+async def _spool(part: BodyPartReader, upload: Upload, limit: int) -> None:
+    with await asyncio.to_thread(upload.path.open, "wb") as out:
+        while chunk := await part.read_chunk(READ_BYTES):
+            upload.size += len(chunk)
+            if upload.size > limit:
+                raise _too_large(limit)
+            await asyncio.to_thread(out.write, chunk)
+
+
+async def _read_field(part: BodyPartReader) -> str:
+    data = bytearray()
+    while chunk := await part.read_chunk(READ_BYTES):
+        data += chunk
+        if len(data) > MAX_FIELD_BYTES:
+            raise bad_request(
+                f"field {part.name!r} is longer than {MAX_FIELD_BYTES} bytes", param=part.name
+            )
+    return data.decode("utf-8")
+
+
+async def _probe(upload: Upload) -> AudioInfo:
+    try:
+        return await asyncio.to_thread(probe, upload.path)
+    except AudioFileError as exc:
+        raise upload.undecodable(exc) from exc
+
+
+def _start_message(options: AudioRequest, info: AudioInfo) -> StartMessage:
+    try:
+        return checked_start(
+            StartMessage(
+                language=options.language,
+                task=options.task,
+                sample_rate=info.sample_rate,
+                channels=info.channels,
+                partials=False,  # nobody would see them
+                word_timestamps=options.words,
+                prompt=options.prompt,
+            )
+        )
+    except UnsupportedLanguage as exc:
+        raise bad_request(str(exc), param="language", code=exc.code) from exc
+    except AudioFormatError as exc:
+        raise bad_request(str(exc), param="file", code=exc.code) from exc
+
+
+class _Decoder:
+    """``pcm_chunks`` one chunk at a time in a worker thread, so decoding never blocks the
+    event loop."""
+
+    def __init__(self, upload: Upload, info: AudioInfo) -> None:
+        self._upload = upload
+        self._chunks: Iterator[bytes] = pcm_chunks(upload.path, info, CHUNK_SECONDS)
+
+    async def next(self) -> bytes | None:
+        try:
+            return await asyncio.to_thread(next, self._chunks, None)
+        except AudioFileError as exc:
+            raise self._upload.undecodable(exc) from exc
+
+    def close(self) -> None:
+        # Still running in its thread when the request was cancelled: it closes its container
+        # when it is collected instead.
+        with contextlib.suppress(ValueError):
+            self._chunks.close()  # type: ignore[attr-defined]
+
+
+class _Run:
+    """One session: the decoder feeds it in a task of its own while ``finals`` hands out each
+    final as it arrives, in seq order."""
+
+    def __init__(
+        self, hub: SessionHub, start: StartMessage, decoder: _Decoder, first: bytes, timeout: float
+    ) -> None:
+        self.session_id = new_session_id()
+        self._hub = hub
+        self._start = start
+        self._decoder = decoder
+        self._first = first
+        self._timeout = timeout
+        self._events: asyncio.Queue[ServerEvent | BaseException] = asyncio.Queue()
+        self.duration = 0.0
+
+    async def _send(self, event: ServerEvent) -> None:
+        self._events.put_nowait(event)
+
+    async def _drive(self) -> None:
+        try:
+            async with self._hub.open(self.session_id, self._start, self._send) as session:
+                for notice in self._hub.notices(self.session_id, ()):
+                    log.warning(
+                        "openai request waits", session_id=self.session_id, reason=notice.reason
+                    )
+                chunk: bytes | None = self._first
+                while chunk is not None:
+                    await session.feed(chunk)
+                    chunk = await self._decoder.next()
+                self._events.put_nowait(await session.finish(self._timeout))
+        except Exception as exc:  # handed to the request, which answers with it
+            self._events.put_nowait(exc)
+
+    async def finals(self) -> AsyncGenerator[FinalEvent, None]:
+        """Finals with text; ``OpenAIError`` when an utterance failed or never came."""
+        driver = asyncio.create_task(self._drive())
+        try:
+            while True:
+                event = await self._events.get()
+                if isinstance(event, BaseException):
+                    raise event
+                if isinstance(event, SummaryEvent):
+                    self.duration = event.audio_seconds
+                    return
+                if isinstance(event, FinalEvent) and event.text.strip():
+                    yield event
+                elif isinstance(event, ErrorEvent) and event.language is None:
+                    raise self._failure(event)
+        finally:
+            if not driver.done():
+                # The client left, or an utterance failed: nothing more is worth waiting for.
+                driver.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await driver
+
+    def _failure(self, event: ErrorEvent) -> OpenAIError:
+        log.warning(
+            "openai request failed",
+            session_id=self.session_id,
+            code=event.code,
+            reason=event.reason,
+        )
+        if event.code == "finals_timeout":
+            return OpenAIError(504, f"transcription timed out: {event.reason}", code=event.code)
+        if event.code in RETRYABLE_CODES:
+            return OpenAIError(
+                503, f"transcription failed: {event.reason}", code=event.code, retry=True
+            )
+        return OpenAIError(500, f"transcription failed: {event.reason}", code=event.code)
+
+
+async def _answer(request: web.Request, options: AudioRequest, run: _Run) -> web.StreamResponse:
+    try:
+        if options.stream:
+            return await _stream(request, run)
+        async with contextlib.aclosing(run.finals()) as events:
+            finals = [final async for final in events]
+    except asyncio.CancelledError:
+        log.info(
+            "openai request cancelled: the client left, or the gateway stopped",
+            session_id=run.session_id,
+        )
+        raise
+    body, content_type = render_result(Result(options, finals, run.duration))
+    response = web.Response(body=body)
+    response.headers["Content-Type"] = content_type
+    return response
+
+
+async def _stream(request: web.Request, run: _Run) -> web.StreamResponse:
+    """``stream=true``: a ``transcript.text.delta`` event per final as it arrives, then
+    ``transcript.text.done``; a failure after the first byte is an ``error`` event."""
+    response = web.StreamResponse(
+        headers={"Content-Type": SSE_CONTENT_TYPE, "Cache-Control": "no-cache"}
+    )
+    await response.prepare(request)
+    texts: list[str] = []
+    try:
+        # Closed at once, even when a write fails: that ends the session.
+        async with contextlib.aclosing(run.finals()) as finals:
+            async for final in finals:
+                piece = delta(len(texts), final.text)
+                texts.append(piece)
+                await response.write(sse(TextDelta(delta=piece)))
+        await response.write(sse(TextDone(text="".join(texts))))
+    except OpenAIError as exc:
+        await response.write(sse(StreamError(error=exc.body().error)))
+    except Exception:  # past the headers the middleware cannot answer: an error event must
+        log.exception("openai api: stream failed", session_id=run.session_id)
+        failure = OpenAIError(500, "internal error; see the gateway's log")
+        await response.write(sse(StreamError(error=failure.body().error)))
+    await response.write_eof()
+    return response
