@@ -14,25 +14,19 @@ import contextlib
 import os
 import re
 import tempfile
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import structlog
 from aiohttp import BodyPartReader, web
 
-from nova_client.decode import AudioFileError, AudioInfo, pcm_chunks, probe
+from nova_client.decode import AudioFileError, AudioInfo, probe
 from nova_common.languages import UnsupportedLanguage
 from nova_common.messages import (
-    ErrorEvent,
-    FinalEvent,
-    ServerEvent,
     StartMessage,
-    SummaryEvent,
     Task,
 )
 from nova_common.settings import GatewaySettings
-from nova_common.subjects import new_session_id
 from nova_gateway.audio import AudioFormatError
 from nova_gateway.connection import checked_start
 from nova_gateway.hub import SessionHub
@@ -53,40 +47,19 @@ from nova_gateway.openai_format import (
     render_result,
     sse,
 )
+from nova_gateway.openai_run import Decoder, SessionRun, Upload
 from nova_gateway.workers import WorkerRegistry
 
 log = structlog.get_logger(__name__)
 
-# The session is fed a second of audio at a time: small enough for the event loop, large enough
-# that decoding is not dominated by thread hand-offs.
-CHUNK_SECONDS = 1.0
 READ_BYTES = 1 << 16
 # Text fields (prompt, language …) are short; this bounds what one may hold in memory.
 MAX_FIELD_BYTES = 64 * 1024
 # A Content-Length above the file limit by more than this cannot be within it.
 FORM_OVERHEAD_BYTES = 1 << 20
-# Utterance failures the client may retry: the queue was full or NATS unreachable.
-RETRYABLE_CODES = {"backpressure", "queue_unavailable"}
 _SAFE_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,10}$")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@dataclass
-class Upload:
-    """The uploaded file, spooled to disk: PyAV reads a path, and a long recording need not sit
-    in memory."""
-
-    path: Path
-    filename: str
-    size: int = 0
-
-    def undecodable(self, exc: AudioFileError) -> OpenAIError:
-        # Decoding errors name the temporary file, which means nothing to the client.
-        reason = str(exc).replace(str(self.path), self.filename)
-        return bad_request(
-            f"the file could not be decoded as audio: {reason}", param="file", code="invalid_audio"
-        )
 
 
 def _error_response(error: OpenAIError) -> web.Response:
@@ -215,14 +188,14 @@ class OpenAIServer:
                 raise bad_request("a 'file' part with the audio is required", param="file")
             info = await _probe(upload)
             start = _start_message(options, info)
-            decoder = _Decoder(upload, info)
+            decoder = Decoder(upload, info)
             try:
                 first = await decoder.next()
                 if first is None:
                     raise bad_request(
                         "the file holds no audio samples", param="file", code="audio_too_short"
                     )
-                run = _Run(self._hub, start, decoder, first, self._settings.final_timeout_s)
+                run = SessionRun(self._hub, start, decoder, first, self._settings.final_timeout_s)
                 log.info(
                     "openai request",
                     task=task,
@@ -342,100 +315,9 @@ def _start_message(options: AudioRequest, info: AudioInfo) -> StartMessage:
         raise bad_request(str(exc), param="file", code=exc.code) from exc
 
 
-class _Decoder:
-    """``pcm_chunks`` one chunk at a time in a worker thread, so decoding never blocks the
-    event loop."""
-
-    def __init__(self, upload: Upload, info: AudioInfo) -> None:
-        self._upload = upload
-        self._chunks: Iterator[bytes] = pcm_chunks(upload.path, info, CHUNK_SECONDS)
-
-    async def next(self) -> bytes | None:
-        try:
-            return await asyncio.to_thread(next, self._chunks, None)
-        except AudioFileError as exc:
-            raise self._upload.undecodable(exc) from exc
-
-    def close(self) -> None:
-        # Still running in its thread when the request was cancelled: it closes its container
-        # when it is collected instead.
-        with contextlib.suppress(ValueError):
-            self._chunks.close()  # type: ignore[attr-defined]
-
-
-class _Run:
-    """One session: the decoder feeds it in a task of its own while ``finals`` hands out each
-    final as it arrives, in seq order."""
-
-    def __init__(
-        self, hub: SessionHub, start: StartMessage, decoder: _Decoder, first: bytes, timeout: float
-    ) -> None:
-        self.session_id = new_session_id()
-        self._hub = hub
-        self._start = start
-        self._decoder = decoder
-        self._first = first
-        self._timeout = timeout
-        self._events: asyncio.Queue[ServerEvent | BaseException] = asyncio.Queue()
-        self.duration = 0.0
-
-    async def _send(self, event: ServerEvent) -> None:
-        self._events.put_nowait(event)
-
-    async def _drive(self) -> None:
-        try:
-            async with self._hub.open(self.session_id, self._start, self._send) as session:
-                for notice in self._hub.notices(self.session_id, ()):
-                    log.warning(
-                        "openai request waits", session_id=self.session_id, reason=notice.reason
-                    )
-                chunk: bytes | None = self._first
-                while chunk is not None:
-                    await session.feed(chunk)
-                    chunk = await self._decoder.next()
-                self._events.put_nowait(await session.finish(self._timeout))
-        except Exception as exc:  # handed to the request, which answers with it
-            self._events.put_nowait(exc)
-
-    async def finals(self) -> AsyncGenerator[FinalEvent, None]:
-        """Finals with text; ``OpenAIError`` when an utterance failed or never came."""
-        driver = asyncio.create_task(self._drive())
-        try:
-            while True:
-                event = await self._events.get()
-                if isinstance(event, BaseException):
-                    raise event
-                if isinstance(event, SummaryEvent):
-                    self.duration = event.audio_seconds
-                    return
-                if isinstance(event, FinalEvent) and event.text.strip():
-                    yield event
-                elif isinstance(event, ErrorEvent) and event.language is None:
-                    raise self._failure(event)
-        finally:
-            if not driver.done():
-                # The client left, or an utterance failed: nothing more is worth waiting for.
-                driver.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await driver
-
-    def _failure(self, event: ErrorEvent) -> OpenAIError:
-        log.warning(
-            "openai request failed",
-            session_id=self.session_id,
-            code=event.code,
-            reason=event.reason,
-        )
-        if event.code == "finals_timeout":
-            return OpenAIError(504, f"transcription timed out: {event.reason}", code=event.code)
-        if event.code in RETRYABLE_CODES:
-            return OpenAIError(
-                503, f"transcription failed: {event.reason}", code=event.code, retry=True
-            )
-        return OpenAIError(500, f"transcription failed: {event.reason}", code=event.code)
-
-
-async def _answer(request: web.Request, options: AudioRequest, run: _Run) -> web.StreamResponse:
+async def _answer(
+    request: web.Request, options: AudioRequest, run: SessionRun
+) -> web.StreamResponse:
     try:
         if options.stream:
             return await _stream(request, run)
@@ -453,7 +335,7 @@ async def _answer(request: web.Request, options: AudioRequest, run: _Run) -> web
     return response
 
 
-async def _stream(request: web.Request, run: _Run) -> web.StreamResponse:
+async def _stream(request: web.Request, run: SessionRun) -> web.StreamResponse:
     """``stream=true``: a ``transcript.text.delta`` event per final as it arrives, then
     ``transcript.text.done``; a failure after the first byte is an ``error`` event."""
     response = web.StreamResponse(

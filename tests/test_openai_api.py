@@ -27,7 +27,6 @@ from nova_common.languages import WHISPER_LANGUAGES
 from nova_common.messages import FinalEvent, Word
 from nova_common.nats_server import EmbeddedNatsServer
 from nova_common.settings import Settings, load_settings
-from nova_gateway.openai_api import _Run
 from nova_gateway.openai_format import (
     LANGUAGE_NAMES,
     OpenAIError,
@@ -39,6 +38,7 @@ from nova_gateway.openai_format import (
     render_result,
     sse,
 )
+from nova_gateway.openai_run import SessionRun
 from nova_stt.transcriber import SpeechToText
 from tests.processes import TEST_AUDIO_MAX_BYTES
 from tests.speech import normalise, resample, speak, wer, with_pauses, write_wav
@@ -458,7 +458,7 @@ def running_sessions() -> list[asyncio.Task[Any]]:
     return [
         task
         for task in asyncio.all_tasks()
-        if getattr(task.get_coro(), "__qualname__", "") == _Run._drive.__qualname__
+        if getattr(task.get_coro(), "__qualname__", "") == SessionRun._drive.__qualname__
     ]
 
 
