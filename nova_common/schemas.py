@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -29,8 +30,24 @@ DOCUMENTS: dict[str, tuple[str, Any]] = {
 }
 
 
+def _cleaned(node: Any) -> Any:
+    """Every ``description`` through ``inspect.cleandoc``: msgspec (0.23 dedents docstrings that
+    start on the quotes' line, 0.22 did not) and Python versions must not change the schemas."""
+    if isinstance(node, dict):
+        return {
+            key: inspect.cleandoc(value)
+            if key == "description" and isinstance(value, str)
+            else _cleaned(value)
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_cleaned(item) for item in node]
+    return node
+
+
 def _schema(title: str, typ: Any) -> dict[str, Any]:
     (root,), components = msgspec.json.schema_components([typ], ref_template="#/$defs/{name}")
+    root, components = _cleaned(root), _cleaned(components)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": title,
