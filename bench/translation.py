@@ -2,7 +2,7 @@
 
 What it measures (DESIGN §6: ratios taken side by side in one run):
 
-- ``ct2``: a tiny CTranslate2 model with random weights built locally (``nova_mt.tiny_model``,
+- ``ct2``: a tiny CTranslate2 model with random weights built locally (``tests/tiny_mt_model.py``,
   NLLB-style tokenizer and language tokens, int8), so the figure is about the backend's
   batching and tokenisation code, not translation quality; decoding is capped at
   ``--max-decoding-length`` tokens because random weights rarely stop on their own.
@@ -39,7 +39,7 @@ sys.path.insert(0, str(REPO))
 from nova_mt.apertium import ApertiumBackend  # noqa: E402
 from nova_mt.backend import TranslationBackend  # noqa: E402
 from nova_mt.ct2 import Ct2Backend  # noqa: E402
-from nova_mt.tiny_model import build_tiny_model  # noqa: E402
+from tests.tiny_mt_model import build_tiny_model  # noqa: E402
 
 DEFAULT_OUT = REPO / "bench" / "results" / "translation.json"
 

@@ -1,4 +1,8 @@
-"""Exceptions become message fates in exactly one place: ack, nak with delay, or dead letter."""
+"""What an outcome means for its message: ack, retry later, or give up (dead letter).
+
+Pure, so that model code can raise these errors without knowing about NATS; the step that acts
+on a fate is ``nova_common.lifecycle.settle``.
+"""
 
 from __future__ import annotations
 
@@ -21,10 +25,12 @@ class TransientError(Exception):
     """Something outside the message failed (model busy, NATS hiccup): try again later."""
 
 
-def fate_of(exc: BaseException | None) -> Fate:
+def fate_of(exc: BaseException | None, *, last_delivery: bool = False) -> Fate:
+    """``last_delivery``: JetStream will not deliver the message again, so a failure that would
+    be retried is given up instead: the session must hear about it, not wait forever."""
     if exc is None:
         return Fate.ACK
-    if isinstance(exc, PermanentError):
+    if isinstance(exc, PermanentError) or last_delivery:
         return Fate.DEAD
-    # Anything unexpected is retried; max_deliver bounds the retries and the DLQ catches the rest.
+    # Anything unexpected is retried; max_deliver bounds the retries.
     return Fate.RETRY

@@ -7,6 +7,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import APIError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from nova_common.lifecycle import id_header
 from nova_common.messages import AudioSegment, msgpack_encoder
 from nova_common.metrics import GatewayMetrics
 from nova_common.subjects import Subjects
@@ -22,12 +23,6 @@ class PublishRejected(Exception):
     def __init__(self, code: str, reason: str) -> None:
         super().__init__(reason)
         self.code = code
-
-
-def message_id(segment: AudioSegment) -> str:
-    if segment.kind == "partial":  # every revision is a window of its own
-        return f"{segment.session_id}:{segment.seq}:partial:{segment.revision}"
-    return f"{segment.session_id}:{segment.seq}:{segment.kind}"
 
 
 class AudioPublisher:
@@ -46,7 +41,7 @@ class AudioPublisher:
         attempts = 1 if segment.kind == "partial" else self._attempts
         # Same id on every attempt: if an attempt was stored but its ack lost, the retry is dropped
         # by the stream's duplicate window instead of being transcribed twice.
-        headers = {"Nats-Msg-Id": message_id(segment)}
+        headers = id_header(segment)
         try:
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception_type(_TRANSIENT),

@@ -17,7 +17,8 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig
 
-from nova_common.fate import Fate, PermanentError, TransientError, fate_of
+from nova_common.fate import Fate, PermanentError, TransientError
+from nova_common.lifecycle import RetryPolicy, id_header, settle
 from nova_common.messages import (
     Translation,
     TranslationFailed,
@@ -82,6 +83,7 @@ class MtWorker(PullWorker):
         self._settings = settings
         self._streams = streams
         self._metrics = metrics
+        self._retry = RetryPolicy(streams.max_deliver, settings.nak_delay_s)
         log.info("translation backends", worker=self.worker_id, backends=self.backends)
 
     @property
@@ -147,48 +149,25 @@ class MtWorker(PullWorker):
                 self._metrics.translations.labels(outcome.backend).inc()
 
     async def _finish(self, item: _Item, outcomes: list[Outcome]) -> None:
-        exc = item.error
-        if exc is None:
+        error = item.error
+        if error is None:
             failed = [o for o in outcomes if isinstance(o, BackendFailed)]
             if failed:
-                exc = TransientError(f"translation backend failed: {failed[0].error!r}")
-                exc.__cause__ = failed[0].error
-        try:
-            await self._settle(item, outcomes, exc)
-        except Exception as err:
-            # Connection lost mid-settle: JetStream redelivers after ack_wait; the results carry
-            # message ids and the gateway de-duplicates, so a repeat is harmless.
-            log.warning("could not settle request", error=repr(err), subject=item.msg.subject)
+                error = TransientError(f"translation backend failed: {failed[0].error!r}")
+                error.__cause__ = failed[0].error
+        request = item.request
 
-    async def _settle(self, item: _Item, outcomes: list[Outcome], exc: BaseException | None
-                      ) -> None:  # fmt: skip
-        """The one place where an outcome becomes ack, nak-with-delay or dead letter."""
-        msg = item.msg
-        fate = fate_of(exc)
-        delivered = msg.metadata.num_delivered if msg.metadata else 1
-        if fate is Fate.RETRY and delivered >= self._streams.max_deliver:
-            fate = Fate.DEAD  # last attempt: the session must hear about it, not wait forever
-        if fate is Fate.RETRY:
-            self._metrics.failures.labels(fate.value).inc()
-            log.warning("translation failed, will retry", error=repr(exc), delivered=delivered)
-            await msg.nak(delay=self._settings.nak_delay_s)
-            return
-        if fate is Fate.DEAD:
-            self._metrics.failures.labels(fate.value).inc()
-            log.error("translation failed permanently", error=repr(exc), subject=msg.subject)
-        if item.request is not None:
-            try:
-                for target, outcome in zip(item.request.targets, outcomes, strict=True):
-                    await self._publish(item.request, target, outcome, exc)
-            except Exception as err:  # cannot tell the session now; let JetStream redeliver
-                log.warning("could not publish translations", error=repr(err))
-                await msg.nak(delay=self._settings.nak_delay_s)
-                return
+        async def report(fate: Fate) -> None:
+            """Every target's translation, or why it will not come."""
+            if request is not None:
+                for target, outcome in zip(request.targets, outcomes, strict=True):
+                    await self._publish(request, target, outcome, error)
+
+        fate = await settle(item.msg, error, self._retry, report=report)
         if fate is Fate.ACK:
-            await msg.ack()
             self.processed += 1
         else:
-            await msg.term()
+            self._metrics.failures.labels(fate.value).inc()
 
     async def _publish(
         self,
@@ -226,6 +205,5 @@ class MtWorker(PullWorker):
         await self._js.publish(
             self._subjects.results(request.session_id),
             msgpack_encoder.encode(result),
-            # The same id the STT worker would use for a Whisper translation of this target.
-            headers={"Nats-Msg-Id": f"{request.session_id}:{request.seq}:translation:{target}"},
+            headers=id_header(result),
         )

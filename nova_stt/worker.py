@@ -17,7 +17,9 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig
 
-from nova_common.fate import Fate, PermanentError, fate_of
+from nova_common.audio import SAMPLE_RATE
+from nova_common.fate import Fate, PermanentError
+from nova_common.lifecycle import RetryPolicy, id_header, settle
 from nova_common.messages import (
     AudioSegment,
     SegmentFailed,
@@ -41,11 +43,24 @@ from nova_stt.transcriber import SpeechResult, SpeechToText
 log = structlog.get_logger(__name__)
 
 
+class HandOnFailed(Exception):
+    """The transcript is out, but handing it on for translation failed: retried like any
+    failure, and when given up the session hears that its translations will not come."""
+
+
 def _decoded(msg: Msg) -> AudioSegment | None:
     try:
         return segment_decoder.decode(msg.data)
     except msgspec.DecodeError:
-        return None  # run anyway: `_handle` turns it into a dead letter with the reason
+        return None  # run anyway: `_final` gives it up with the reason
+
+
+def _undecodable(msg: Msg) -> PermanentError:
+    try:
+        segment_decoder.decode(msg.data)
+    except msgspec.DecodeError as err:
+        return PermanentError(f"undecodable segment: {err}")
+    return PermanentError("undecodable segment")
 
 
 class SttWorker(PullWorker):
@@ -77,6 +92,7 @@ class SttWorker(PullWorker):
         self._settings = settings
         self._streams = streams
         self._metrics = metrics
+        self._retry = RetryPolicy(streams.max_deliver, settings.nak_delay_s)
 
     def _heartbeat(self) -> WorkerHeartbeat:
         return WorkerHeartbeat(
@@ -104,21 +120,10 @@ class SttWorker(PullWorker):
             async with keep_alive(msgs, pending, self._streams.ack_wait_s):
                 for i in plan.run:
                     msg, segment = msgs[i], segments[i]
-                    try:
-                        if segment is not None and segment.kind == "partial":
-                            # The finals run before it in this batch took time.
-                            if time.time() - segment.sent_at > self._settings.partial_max_age_s:
-                                await self._drop_partial(msg, segment, "stale")
-                            else:
-                                await self._handle_partial(msg, segment)
-                        else:
-                            await self._handle(msg)
-                    except Exception:
-                        # One message's unexpected failure must not cost the rest of the batch.
-                        log.exception("segment handling failed unexpectedly", subject=msg.subject)
-                        await quietly(
-                            msg.nak(delay=self._settings.nak_delay_s), "nak", subject=msg.subject
-                        )
+                    if segment is not None and segment.kind == "partial":
+                        await self._partial(msg, segment)
+                    else:
+                        await self._final(msg, segment)
                     pending.discard(i)
                     self._in_flight -= 1
         finally:
@@ -144,8 +149,11 @@ class SttWorker(PullWorker):
             ),
         )
 
-    async def _handle_partial(self, msg: Msg, segment: AudioSegment) -> None:
-        exc: BaseException | None = None
+    async def _partial(self, msg: Msg, segment: AudioSegment) -> None:
+        # The finals run before it in this batch took time.
+        if time.time() - segment.sent_at > self._settings.partial_max_age_s:
+            await self._drop_partial(msg, segment, "stale")
+            return
         try:
             result = await asyncio.get_running_loop().run_in_executor(
                 self._executor,
@@ -157,35 +165,49 @@ class SttWorker(PullWorker):
                     prompt=segment.prompt,
                 ),
             )
-            await self._publish_partial(self._transcript(segment, result))
-            self._metrics.segments.labels("partial").inc()
-            self._metrics.inference_seconds.labels("partial").observe(result.compute_s)
-        except Exception as err:
-            exc = err
-        await self._settle(msg, segment, exc)
-
-    async def _publish_partial(self, transcript: Transcript) -> None:
-        """On core NATS only, on a subject no stream stores: nobody replays a partial."""
-        await self._nc.publish(
-            self._subjects.partials(transcript.session_id), msgpack_encoder.encode(transcript)
-        )
+        except Exception as exc:
+            # Best effort: never retried, never reported failed (its utterance's final comes).
+            log.warning("partial failed, dropped", error=repr(exc), subject=msg.subject)
+            await self._drop_partial(msg, segment, "failed")
+            return
+        self._metrics.segments.labels("partial").inc()
+        self._metrics.inference_seconds.labels("partial").observe(result.compute_s)
+        await self._settle_partial(msg, self._transcript(segment, result))
 
     async def _drop_partial(self, msg: Msg, segment: AudioSegment | None, reason: str) -> None:
         """A partial not run (or failed): the session hears of it, so that its one window in
         flight is free for the next, and the message leaves the queue."""
         self._metrics.partials_dropped.labels(reason).inc()
+        empty = None
         if segment is not None:
-            empty = SpeechResult(
-                text="",
-                language=segment.language or "und",
-                language_probability=0.0,
-                compute_s=0.0,
-                suppressed=(f"partial_{reason}",),
+            empty = self._transcript(
+                segment,
+                SpeechResult(
+                    text="",
+                    language=segment.language or "und",
+                    language_probability=0.0,
+                    compute_s=0.0,
+                    suppressed=(f"partial_{reason}",),
+                ),
             )
-            await quietly(
-                self._publish_partial(self._transcript(segment, empty)), "publish", seq=segment.seq
-            )
-        await quietly(msg.ack(), "ack", subject=msg.subject)
+        await self._settle_partial(msg, empty)
+
+    async def _settle_partial(self, msg: Msg, transcript: Transcript | None) -> None:
+        """A partial is acked whatever became of it: a newer window or its final follows."""
+
+        async def report(fate: Fate) -> None:
+            if transcript is not None:
+                # On core NATS only, on a subject no stream stores: nobody replays a partial.
+                await quietly(
+                    self._nc.publish(
+                        self._subjects.partials(transcript.session_id),
+                        msgpack_encoder.encode(transcript),
+                    ),
+                    "publish",
+                    seq=transcript.seq,
+                )
+
+        await settle(msg, None, self._retry, report=report)
 
     def _transcript(self, segment: AudioSegment, result: SpeechResult) -> Transcript:
         return Transcript(
@@ -213,41 +235,51 @@ class SttWorker(PullWorker):
             ),
         )
 
-    async def _handle(self, msg: Msg) -> None:
-        segment: AudioSegment | None = None
-        exc: BaseException | None = None
-        transcript_out = False
+    async def _final(self, msg: Msg, segment: AudioSegment | None) -> None:
+        error: BaseException | None = None
         try:
+            if segment is None:
+                raise _undecodable(msg)
+            if segment.sample_rate != SAMPLE_RATE:
+                raise PermanentError(
+                    f"segment sample rate {segment.sample_rate}, expected {SAMPLE_RATE}"
+                )
+            await self._transcribe(segment)
+        except Exception as err:
+            error = err
+
+        async def report(fate: Fate) -> None:
+            """A segment given up: the session hears what will not come."""
+            if fate is Fate.DEAD and segment is not None:
+                for failed in self._failures(segment, error):
+                    await self._publish_result(failed)
+
+        fate = await settle(msg, error, self._retry, report=report)
+        if fate is Fate.ACK:
+            self.processed += 1  # counted once acked: a failed ack means it comes back
+        else:
+            self._metrics.failures.labels(fate.value).inc()
+
+    async def _transcribe(self, segment: AudioSegment) -> None:
+        """Transcribe, publish, hand on (``HandOnFailed`` when only the last step failed)."""
+        result = await self._run_model(
+            segment,
+            task=segment.task,
+            language=segment.language,
+            allowed=segment.allowed_languages,
+        )
+        transcript = self._transcript(segment, result)
+        await self._publish_result(transcript)
+        self._metrics.segments.labels(segment.kind).inc()
+        self._metrics.inference_seconds.labels("final").observe(result.compute_s)
+        self._metrics.audio_seconds.inc(segment.end - segment.start)
+        for reason in result.suppressed:
+            self._metrics.suppressed.labels(reason).inc()
+        if segment.kind == "final" and transcript.text:
             try:
-                segment = segment_decoder.decode(msg.data)
-            except msgspec.DecodeError as err:
-                raise PermanentError(f"undecodable segment: {err}") from err
-            if segment.sample_rate != 16000:
-                raise PermanentError(f"segment sample rate {segment.sample_rate}, expected 16000")
-            result = await self._run_model(
-                segment,
-                task=segment.task,
-                language=segment.language,
-                allowed=segment.allowed_languages,
-            )
-            transcript = self._transcript(segment, result)
-            await self._publish_result(transcript)
-            transcript_out = True
-            self._metrics.segments.labels(segment.kind).inc()
-            self._metrics.inference_seconds.labels("final").observe(result.compute_s)
-            self._metrics.audio_seconds.inc(segment.end - segment.start)
-            for reason in result.suppressed:
-                self._metrics.suppressed.labels(reason).inc()
-            if segment.kind == "final" and transcript.text:
                 await self._hand_on(segment, transcript)
-        except Exception as err:
-            exc = err
-        try:
-            await self._settle(msg, segment, exc, transcript_out=transcript_out)
-        except Exception as err:
-            # Connection lost mid-settle: JetStream redelivers after ack_wait (a repeated result
-            # is harmless: the gateway de-duplicates by seq); go on with the next message.
-            log.warning("could not settle segment", error=repr(err), subject=msg.subject)
+            except Exception as exc:
+                raise HandOnFailed(exc) from exc
 
     async def _hand_on(self, segment: AudioSegment, transcript: Transcript) -> None:
         """What a final needs beyond its transcript: MT targets to TEXT, English from Whisper."""
@@ -267,7 +299,7 @@ class SttWorker(PullWorker):
             await self._js.publish(
                 self._subjects.text(segment.session_id),
                 msgpack_encoder.encode(request),
-                headers={"Nats-Msg-Id": f"{segment.session_id}:{segment.seq}:text"},
+                headers=id_header(request),
             )
         if segment.whisper_translate:
             await self._publish_result(await self._whisper_english(segment, transcript, source))
@@ -310,67 +342,16 @@ class SttWorker(PullWorker):
         self, result: Transcript | SegmentFailed | Translation | TranslationFailed
     ) -> None:
         # The message id makes a re-run after a crash between publish and ack harmless.
-        if isinstance(result, Translation | TranslationFailed):
-            msg_id = f"{result.session_id}:{result.seq}:translation:{result.language}"
-        elif isinstance(result, SegmentFailed):
-            # Its own id: a transcript already published for this seq must not swallow it.
-            msg_id = f"{result.session_id}:{result.seq}:{result.kind}:stt-failed"
-        else:
-            msg_id = f"{result.session_id}:{result.seq}:{result.kind}:stt"
         await self._js.publish(
             self._subjects.results(result.session_id),
             msgpack_encoder.encode(result),
-            headers={"Nats-Msg-Id": msg_id},
+            headers=id_header(result),
         )
 
-    async def _settle(
-        self,
-        msg: Msg,
-        segment: AudioSegment | None,
-        exc: BaseException | None,
-        *,
-        transcript_out: bool = False,
-    ) -> None:
-        """The one place where an outcome becomes ack, nak-with-delay or dead letter.
-
-        ``transcript_out``: the transcript was published and only handing it on for translation
-        failed; a dead letter then reports the translations as failed, not the segment."""
-        if segment is not None and segment.kind == "partial":
-            # Best effort: never retried, never reported failed (its utterance's final comes).
-            if exc is None:
-                await msg.ack()
-            else:
-                log.warning("partial failed, dropped", error=repr(exc), subject=msg.subject)
-                await self._drop_partial(msg, segment, "failed")
-            return
-        fate = fate_of(exc)
-        delivered = msg.metadata.num_delivered if msg.metadata else 1
-        if fate is Fate.RETRY and delivered >= self._streams.max_deliver:
-            fate = Fate.DEAD  # last attempt: the session must hear about it, not wait forever
-        if fate is Fate.ACK:
-            await msg.ack()
-            self.processed += 1  # counted once acked: a failed ack means it comes back
-            return
-        self._metrics.failures.labels(fate.value).inc()
-        if fate is Fate.RETRY:
-            log.warning("segment failed, will retry", error=repr(exc), delivered=delivered)
-            await msg.nak(delay=self._settings.nak_delay_s)
-            return
-        log.error("segment failed permanently", error=repr(exc), subject=msg.subject)
-        if segment is not None:
-            try:
-                for failed in self._failures(segment, exc, transcript_out=transcript_out):
-                    await self._publish_result(failed)
-            except Exception as err:  # cannot tell the session now; let JetStream redeliver
-                log.warning("could not report failure", error=repr(err))
-                await msg.nak(delay=self._settings.nak_delay_s)
-                return
-        await msg.term()
-
     def _failures(
-        self, segment: AudioSegment, exc: BaseException | None, *, transcript_out: bool
+        self, segment: AudioSegment, exc: BaseException | None
     ) -> list[SegmentFailed | TranslationFailed]:
-        if not transcript_out:
+        if not isinstance(exc, HandOnFailed):
             code = exc.code if isinstance(exc, PermanentError) else "stt_failed"
             return [
                 SegmentFailed(

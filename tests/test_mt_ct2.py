@@ -13,7 +13,7 @@ import pytest
 from nova_mt.backend import TranslationUnavailable
 from nova_mt.ct2 import Ct2Backend
 from nova_mt.models import MtModelNotAvailable
-from nova_mt.tiny_model import build_tiny_model
+from tests.tiny_mt_model import build_tiny_model
 
 SENTENCES = [
     "Good morning everyone.",

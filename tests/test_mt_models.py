@@ -21,7 +21,7 @@ from nova_mt.models import (
     pull_model,
     resolve_mt_model,
 )
-from nova_mt.tiny_model import build_tiny_model
+from tests.tiny_mt_model import build_tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ from nats.aio.client import Client
 from prometheus_client import CollectorRegistry
 
 from nova_cli.runtime import connect_and_provision
+from nova_common.lifecycle import id_header
 from nova_common.messages import (
     ResultMessage,
     Translation,
@@ -27,8 +28,8 @@ from nova_common.subjects import Subjects, new_session_id
 from nova_mt.backend import TranslationBackend
 from nova_mt.ct2 import Ct2Backend
 from nova_mt.service import make_worker
-from nova_mt.tiny_model import build_tiny_model
 from nova_mt.worker import MtWorker
+from tests.tiny_mt_model import build_tiny_model
 from tests.worker_helpers import eventually, next_result
 
 SENTENCES = [
@@ -92,7 +93,7 @@ async def publish_request(nc: Client, subjects: Subjects, request: TranslationRe
     await nc.jetstream().publish(
         subjects.text(request.session_id),
         msgpack_encoder.encode(request),
-        headers={"Nats-Msg-Id": f"{request.session_id}:{request.seq}:text"},
+        headers=id_header(request),
     )
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from nova_common.lifecycle import message_id
 from nova_common.messages import AudioSegment
 from nova_common.subtitles import caption_lines
 from nova_gateway.partials import RETRY_AFTER_EMPTY_S, LocalAgreement, PartialWindows
-from nova_gateway.publisher import message_id
 from nova_stt.priority import plan_batch
 from nova_stt.transcriber import window_seconds
 

@@ -204,7 +204,7 @@ async def test_a_failed_settle_does_not_stop_the_worker(
             await nc.drain()
 
 
-@pytest.mark.parametrize("target", ["_handle", "_process_batch"])
+@pytest.mark.parametrize("target", ["_transcribe", "_process_batch"])
 async def test_an_unexpected_error_does_not_stop_the_worker(
     settings: Settings,
     whisper: SpeechToText,

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 
+from nova_common.lifecycle import id_header
 from nova_common.messages import (
     AudioSegment,
     ResultMessage,
@@ -22,7 +23,6 @@ from nova_common.messages import (
 )
 from nova_common.settings import Settings
 from nova_common.subjects import Subjects
-from nova_gateway.publisher import message_id
 
 # Generous: two slow cores shared with other test runs.
 RESULT_TIMEOUT_S = 120.0
@@ -36,7 +36,7 @@ async def publish(js: JetStreamContext, subjects: Subjects, segment: AudioSegmen
     await js.publish(
         subjects.audio(segment.session_id),
         msgpack_encoder.encode(segment),
-        headers={"Nats-Msg-Id": message_id(segment)},
+        headers=id_header(segment),
     )
 
 
