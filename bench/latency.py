@@ -36,6 +36,7 @@ the offline base model package, see the README):
 
     .venv/bin/python bench/latency.py [--out bench/results/latency.json] [--files A.wav ...]
                                       [--repeat 3] [--model base] [--chunk-ms 100]
+                                      [--partials on|off]
 """
 
 from __future__ import annotations
@@ -117,6 +118,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--gap-s", type=float, default=1.5, help="silence between files")
     parser.add_argument("--tail-s", type=float, default=1.0, help="silence after the last file")
     parser.add_argument("--language", default="auto", help="session language ('auto' detects)")
+    parser.add_argument(
+        "--partials",
+        choices=["on", "off"],
+        default="on",
+        help="partial results, as clients get them by default (on); off: finals only",
+    )
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
@@ -155,7 +162,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         model = await asyncio.to_thread(load_model, settings)
         await asyncio.to_thread(warm_up, model, audio, language)
         finals, timeline = await stream_session(
-            settings, model, audio, chunk_ms=args.chunk_ms, language=args.language
+            settings,
+            model,
+            audio,
+            chunk_ms=args.chunk_ms,
+            language=args.language,
+            partials=args.partials == "on",
         )
     end_silence_s = settings.vad.end_silence_ms / 1000
     rows = await asyncio.to_thread(
@@ -180,6 +192,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "tail_s": args.tail_s,
             "chunk_ms": args.chunk_ms,
             "language": args.language,
+            "partials": args.partials,
             "repeat": args.repeat,
             "vad": {
                 "end_silence_ms": settings.vad.end_silence_ms,

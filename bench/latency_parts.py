@@ -20,6 +20,7 @@ from nats.aio.msg import Msg
 
 from nova_cli.stack import LocalStack
 from nova_client.streaming import stream_audio
+from nova_common.audio import SAMPLE_RATE as RATE
 from nova_common.messages import (
     FinalEvent,
     StartMessage,
@@ -31,9 +32,6 @@ from nova_common.settings import Settings
 from nova_common.subjects import Subjects
 from nova_stt.transcriber import SpeechToText
 from tests.speech import read_wav, resample, silence
-
-RATE = 16000
-
 
 # --------------------------------------------------------------------------- session audio
 
@@ -121,7 +119,13 @@ class Timeline:
 
 
 async def stream_session(
-    settings: Settings, model: SpeechToText, audio: np.ndarray, *, chunk_ms: int, language: str
+    settings: Settings,
+    model: SpeechToText,
+    audio: np.ndarray,
+    *,
+    chunk_ms: int,
+    language: str,
+    partials: bool = True,
 ) -> tuple[list[FinalEvent], Timeline]:
     timeline = Timeline()
     subjects = Subjects(settings.nats.subject_prefix)
@@ -133,7 +137,7 @@ async def stream_session(
             await tap.flush()
             result = await stream_audio(
                 stack.ws_url,
-                StartMessage(language=language, sample_rate=RATE, channels=1),
+                StartMessage(language=language, sample_rate=RATE, channels=1, partials=partials),
                 chunks(audio, chunk_ms),
                 realtime=True,
                 on_final=timeline.on_final,
