@@ -49,9 +49,11 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
-def _openai_line(host: str, port: int | None) -> str:
+def _openai_line(settings: Settings, port: int) -> str:
     """The banner's line for the OpenAI-compatible API (base URL for OpenAI clients)."""
-    return f"  OpenAI-compatible API: http://{host}:{port}/v1\n" if port is not None else ""
+    if not settings.gateway.openai_api:
+        return ""
+    return f"  OpenAI-compatible API: http://{settings.gateway.host}:{port}/v1\n"
 
 
 async def run_up(settings: Settings, *, port: int | None) -> int:
@@ -76,12 +78,12 @@ async def run_up(settings: Settings, *, port: int | None) -> int:
         backends = await asyncio.to_thread(load_backends, settings)
         await stack.add_mt_worker(backends)
         await stack.wait_ready()
-        host = settings.gateway.host
-        gw_port = stack.gateway.port if stack.gateway else port
+        assert stack.gateway is not None
+        host, gw_port = settings.gateway.host, stack.gateway.port
         print(
             f"Nova Voice is up: ws://{host}:{gw_port}/ws\n"
             f"  health: http://{host}:{gw_port}/health/full   NATS: {stack.nats_url}\n"
-            f"{_openai_line(host, stack.gateway.openai_port if stack.gateway else None)}"
+            f"{_openai_line(settings, gw_port)}"
             f"  translation: {describe_backends(backends)}\n"
             f"  try:    {_nova_command()} transcribe FILE --url ws://{host}:{gw_port}/ws\n"
             "  Ctrl-C to stop",
@@ -117,7 +119,7 @@ async def run_gateway(settings: Settings, *, port: int | None) -> int:
         print(
             f"nova gateway listening on ws://{settings.gateway.host}:{gateway.port}/ws", flush=True
         )
-        print(_openai_line(settings.gateway.host, gateway.openai_port), end="", flush=True)
+        print(_openai_line(settings, gateway.port), end="", flush=True)
         await stop.wait()
     finally:
         await gateway.close()

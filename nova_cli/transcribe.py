@@ -9,9 +9,9 @@ from typing import TextIO
 
 from tqdm import tqdm
 
-from nova_client.decode import AudioFileError, AudioInfo, pcm_chunks, probe
 from nova_client.formats import FinalWriter, Format
 from nova_client.streaming import GatewayError, GatewayUnreachable, SessionRefused, stream_audio
+from nova_common.audio_file import AudioFileError, AudioInfo, pcm_chunks, probe
 from nova_common.messages import (
     ErrorEvent,
     FinalEvent,

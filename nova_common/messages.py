@@ -10,6 +10,8 @@ from typing import Literal
 
 import msgspec
 
+from nova_common.audio import SAMPLE_RATE
+
 SegmentKind = Literal["final", "partial"]
 Task = Literal["transcribe", "translate"]
 # `typing`: short end-of-speech silence, frequent partials; `subtitles`: steadier partials and
@@ -38,7 +40,7 @@ class AudioSegment(msgspec.Struct, frozen=True, kw_only=True):
     start: float
     end: float
     pcm: bytes
-    sample_rate: int = 16000
+    sample_rate: int = SAMPLE_RATE
     language: str | None = None
     task: Task = "transcribe"
     # Target languages for the MT stage (Whisper codes); the STT worker forwards the transcript.
@@ -157,7 +159,7 @@ class StartMessage(msgspec.Struct, frozen=True, kw_only=True, tag="start", tag_f
 
     language: str = "auto"
     task: Task = "transcribe"
-    sample_rate: int = 16000
+    sample_rate: int = SAMPLE_RATE
     channels: int = 1
     encoding: Literal["pcm_s16le"] = "pcm_s16le"
     # Languages (Whisper codes) each final should also be translated into.
@@ -298,7 +300,7 @@ ServerEvent = (
 
 # --------------------------------------------------------------------------- the seed's protocol
 # What the original Nova Voice desktop client speaks on /ws/v0 (github.com/buiilding/Nova-Voice,
-# backend/docs/API_REFERENCE.md); nova_gateway/seed.py translates it. Field names are the seed's.
+# backend/docs/API_REFERENCE.md); nova_gateway/seed/ translates it. Field names are the seed's.
 
 
 class SeedAudioHeader(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):

@@ -86,11 +86,12 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     typing_end_silence_ms: int = 300
     # Profile `subtitles`: caption lines of at most this many characters, two at a time.
     caption_chars: int = 42
+    # Keepalive: a ping to every WebSocket client this often; one that does not answer within
+    # half of it is disconnected (0: no pings).
+    ping_interval_s: float = 20.0
     # The OpenAI-compatible HTTP API (POST /v1/audio/transcriptions, /v1/audio/translations,
-    # GET /v1/models) on a port of its own: the WebSocket server cannot read request bodies.
-    # 0 means any free port; `openai_api = false` does not serve it at all.
+    # GET /v1/models) under /v1 on the gateway's port; `openai_api = false` does not serve it.
     openai_api: bool = True
-    openai_port: int = 8766
     # Uploads larger than this are refused with 413 (OpenAI's own limit is 25 MB).
     openai_max_upload_bytes: int = 200 * 1024 * 1024
 
@@ -179,6 +180,24 @@ _SECTIONS = {
     )
 }
 _TOP_LEVEL = {"data_dir", "log_level", "log_format"}
+# Settings that are gone, and where their job went: a file or environment still setting one is
+# told so, instead of being refused as an unknown field (or, from the environment, ignored).
+_REMOVED = {
+    ("gateway", "openai_port"): (
+        "the OpenAI-compatible API is served under /v1 on the gateway's own port "
+        "(gateway.port, NOVA_GATEWAY_PORT, --port); remove the setting"
+    ),
+}
+
+
+def _check_removed(from_file: Mapping[str, Any], environ: Mapping[str, str]) -> None:
+    for (section, field), instead in _REMOVED.items():
+        variable = f"NOVA_{section}_{field}".upper()
+        if variable in environ:
+            raise ConfigError(f"{variable} no longer exists: {instead}")
+        table = from_file.get(section)
+        if isinstance(table, Mapping) and field in table:
+            raise ConfigError(f"{section}.{field} no longer exists: {instead}")
 
 
 def _env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -231,6 +250,7 @@ def load_settings(
             merged = tomllib.loads(Path(path).read_text())
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    _check_removed(merged, env)
     merged = _merge(merged, _env_layer(env))
     if overrides:
         merged = _merge(merged, {k: v for k, v in overrides.items() if v is not None})

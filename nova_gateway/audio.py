@@ -5,28 +5,7 @@ from __future__ import annotations
 import numpy as np
 import soxr
 
-TARGET_RATE = 16000
-MIN_RATE = 8000
-MAX_RATE = 192000
-MAX_CHANNELS = 8
-
-
-class AudioFormatError(ValueError):
-    def __init__(self, code: str, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-
-
-def check_format(sample_rate: int, channels: int) -> None:
-    if not MIN_RATE <= sample_rate <= MAX_RATE:
-        raise AudioFormatError(
-            "unsupported_sample_rate",
-            f"sample_rate {sample_rate} Hz is not supported (use {MIN_RATE}–{MAX_RATE} Hz)",
-        )
-    if not 1 <= channels <= MAX_CHANNELS:
-        raise AudioFormatError(
-            "unsupported_channels", f"channels {channels} is not supported (use 1–{MAX_CHANNELS})"
-        )
+from nova_common.audio import SAMPLE_RATE, AudioFormatError, check_format
 
 
 class AudioConverter:
@@ -37,8 +16,8 @@ class AudioConverter:
         self.sample_rate = sample_rate
         self.channels = channels
         self._resampler = (
-            soxr.ResampleStream(sample_rate, TARGET_RATE, 1, dtype="float32", quality="HQ")
-            if sample_rate != TARGET_RATE
+            soxr.ResampleStream(sample_rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+            if sample_rate != SAMPLE_RATE
             else None
         )
 

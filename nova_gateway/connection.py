@@ -12,9 +12,8 @@ import contextlib
 
 import msgspec
 import structlog
-from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import ConnectionClosed
 
+from nova_common.audio import AudioFormatError, check_format
 from nova_common.languages import UnsupportedLanguage, check_language, check_target_language
 from nova_common.messages import (
     ErrorEvent,
@@ -26,11 +25,11 @@ from nova_common.messages import (
     json_encoder,
 )
 from nova_common.subjects import new_session_id
-from nova_gateway.audio import AudioFormatError, check_format
 from nova_gateway.frames import FrameReader
 from nova_gateway.hub import SessionHub
 from nova_gateway.protocol import ProtocolError, parse_client_message
 from nova_gateway.session import Session
+from nova_gateway.transport import Transport, TransportClosed
 
 log = structlog.get_logger(__name__)
 
@@ -69,9 +68,9 @@ def checked_start(message: StartMessage) -> StartMessage:
 
 class ClientConnection:
     def __init__(
-        self, ws: ServerConnection, *, hub: SessionHub, shutting_down: asyncio.Event
+        self, transport: Transport, *, hub: SessionHub, shutting_down: asyncio.Event
     ) -> None:
-        self._ws = ws
+        self._transport = transport
         self._hub = hub
         self._settings = hub.settings
         self._metrics = hub.metrics
@@ -79,7 +78,7 @@ class ClientConnection:
         self._session: Session | None = None
         # Holds the open session (its results subscription and watchdog) until the connection ends.
         self._open = contextlib.AsyncExitStack()
-        self._frames = FrameReader(ws, shutting_down)
+        self._frames = FrameReader(transport, shutting_down)
         self._log = log.bind(session_id=self.session_id)
 
     async def run(self) -> None:
@@ -89,9 +88,9 @@ class ClientConnection:
                 if await self._on_frame(frame):
                     return
             await self._end(1001, "server shutting down", self._settings.shutdown_grace_s)
-        except ConnectionClosed:
+        except TransportClosed:
             if self._session is not None:
-                self._log.info("client left", close_code=self._ws.close_code)
+                self._log.info("client left", close_code=self._transport.close_code)
         finally:
             self._metrics.sessions_active.dec()
             self._frames.close()
@@ -101,8 +100,8 @@ class ClientConnection:
 
     async def _send(self, event: ServerEvent) -> None:
         try:
-            await self._ws.send(json_encoder.encode(event).decode())
-        except ConnectionClosed:
+            await self._transport.send_text(json_encoder.encode(event).decode())
+        except TransportClosed:
             pass  # the client left; its results stay in the RESULTS stream for replay
 
     async def _error(self, code: str, reason: str) -> None:
@@ -209,7 +208,7 @@ class ClientConnection:
             await self._send(summary)
             self._log.info("session finished", finals=summary.finals, failed=summary.failed,
                            reason=reason)  # fmt: skip
-        await self._ws.close(code, reason)
+        await self._transport.close(code, reason)
 
     def _too_large(self, size: int) -> str:
         return (

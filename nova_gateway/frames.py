@@ -1,31 +1,32 @@
-"""Reading a WebSocket's frames until the client leaves or the gateway shuts down."""
+"""Reading a client's frames until it leaves or the gateway shuts down."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Literal
 
-from websockets.asyncio.server import ServerConnection
+from nova_gateway.transport import Transport
 
 
 class FrameReader:
-    def __init__(self, ws: ServerConnection, shutting_down: asyncio.Event) -> None:
-        self._ws = ws
+    def __init__(self, transport: Transport, shutting_down: asyncio.Event) -> None:
+        self._transport = transport
         self._shutting_down = shutting_down
         self._waiter: asyncio.Task[Literal[True]] | None = None
 
     async def next(self) -> str | bytes | None:
         """The next frame, or None when the gateway is shutting down. Raises
-        ``ConnectionClosed`` when the client left."""
+        ``TransportClosed`` when the client left."""
         if self._shutting_down.is_set():
             return None
         if self._waiter is None:  # one per connection, not one per audio frame
             self._waiter = asyncio.ensure_future(self._shutting_down.wait())
-        receive = asyncio.ensure_future(self._ws.recv())
+        receive = asyncio.ensure_future(self._transport.receive())
         await asyncio.wait({receive, self._waiter}, return_when=asyncio.FIRST_COMPLETED)
         if receive.done():
             return receive.result()
-        receive.cancel()  # websockets: cancelling recv() loses no message
+        # Shutting down: a frame still on its way was never accepted, and is not read.
+        receive.cancel()
         return None
 
     def close(self) -> None:

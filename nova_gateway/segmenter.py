@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 import webrtcvad
 
+from nova_common.audio import SAMPLE_RATE as RATE
 from nova_common.settings import VadSettings
 
-RATE = 16000
 FRAME_MS = 30
 FRAME = RATE * FRAME_MS // 1000  # samples per VAD frame
 # Speech starts when this many of the last START_WINDOW frames are voiced.

@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
+from nova_common.audio import SAMPLE_RATE
 from nova_common.messages import (
     AudioSegment,
     ErrorEvent,
@@ -23,7 +24,7 @@ from nova_common.messages import (
 from nova_common.metrics import GatewayMetrics
 from nova_common.settings import VadSettings
 from nova_common.subtitles import caption_lines
-from nova_gateway.audio import TARGET_RATE, AudioConverter
+from nova_gateway.audio import AudioConverter
 from nova_gateway.ordering import InOrderDelivery
 from nova_gateway.partials import PartialWindows
 from nova_gateway.publisher import AudioPublisher, PublishRejected
@@ -384,7 +385,7 @@ class Session:
             session_id=self.session_id,
             finals=self.finals,
             failed=self.failed,
-            audio_seconds=round(self.samples / TARGET_RATE, 3),
+            audio_seconds=round(self.samples / SAMPLE_RATE, 3),
             translations=self._translations.delivered,
             translations_failed=self._translations.failed,
         )

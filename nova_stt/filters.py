@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nova_common.audio import SAMPLE_RATE
+
 
 @dataclass(frozen=True)
 class FilterSettings:
@@ -61,7 +63,7 @@ def speech_spans(audio: np.ndarray) -> list[tuple[int, int]]:
     return [(span["start"], span["end"]) for span in spans]
 
 
-def speech_seconds(audio: np.ndarray, sample_rate: int = 16000) -> float:
+def speech_seconds(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> float:
     """Seconds of speech Silero VAD finds in float32 audio."""
     return sum(end - start for start, end in speech_spans(audio)) / sample_rate
 

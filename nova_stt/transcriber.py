@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from nova_common.audio import SAMPLE_RATE
 from nova_common.fate import PermanentError
 from nova_common.languages import UnsupportedLanguage, check_language
 from nova_common.messages import Task
@@ -25,7 +26,6 @@ from nova_stt.models import ModelNotAvailable, hub_hint, resolve_model
 if TYPE_CHECKING:
     from faster_whisper.tokenizer import Tokenizer
 
-SAMPLE_RATE = 16000
 FRAMES_PER_SECOND = 100  # Whisper's mel hop is 10 ms
 # Partial windows are encoded in a window this much longer than their audio, rounded up to a
 # multiple of WINDOW_STEP_S, not Whisper's 30 s: the encoder's cost follows the window. Over the

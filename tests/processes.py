@@ -53,8 +53,6 @@ def nova_env(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NOVA_")}
     env["NOVA_DATA_DIR"] = str(data_dir)
     env["NOVA_STREAMS_AUDIO_MAX_BYTES"] = str(TEST_AUDIO_MAX_BYTES)
-    # Any free port for the OpenAI-compatible API: tests run side by side.
-    env["NOVA_GATEWAY_OPENAI_PORT"] = "0"
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)
     return env

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nova_gateway.audio import TARGET_RATE, AudioConverter, AudioFormatError, check_format
+from nova_common.audio import SAMPLE_RATE, AudioFormatError, check_format
+from nova_gateway.audio import AudioConverter
 
 
 def sine(freq: float, rate: int, seconds: float, amplitude: float = 10000.0) -> np.ndarray:
@@ -37,7 +38,7 @@ def test_44100_stereo_becomes_16k_mono_of_the_right_length() -> None:
     stereo = np.stack([left, right], axis=1).reshape(-1)
     out = convert_in_chunks(AudioConverter(44100, 2), stereo, [441, 1000, 17, 4410, 3])
     assert out.dtype == np.int16
-    expected = seconds * TARGET_RATE
+    expected = seconds * SAMPLE_RATE
     assert abs(len(out) - expected) <= 0.01 * expected
 
 
@@ -54,13 +55,13 @@ def test_stereo_is_averaged_to_mono() -> None:
     left = np.full(1600, 1000, dtype=np.int16)
     right = np.full(1600, -3000, dtype=np.int16)
     stereo = np.stack([left, right], axis=1).reshape(-1)
-    out = AudioConverter(TARGET_RATE, 2).convert(stereo.tobytes())
+    out = AudioConverter(SAMPLE_RATE, 2).convert(stereo.tobytes())
     assert np.array_equal(out, np.full(1600, -1000, dtype=np.int16))
 
 
 def test_16k_mono_passes_through_unchanged() -> None:
-    audio = sine(1000, TARGET_RATE, 0.5)
-    converter = AudioConverter(TARGET_RATE, 1)
+    audio = sine(1000, SAMPLE_RATE, 0.5)
+    converter = AudioConverter(SAMPLE_RATE, 1)
     assert np.array_equal(converter.convert(audio.tobytes()), audio)
     assert converter.flush().size == 0
 
@@ -70,8 +71,8 @@ def test_sine_keeps_its_frequency_after_resampling() -> None:
     # Skip the resampler's start-up transient, then look for the spectral peak.
     steady = out[1600:].astype(np.float64)
     spectrum = np.abs(np.fft.rfft(steady * np.hanning(len(steady))))
-    freqs = np.fft.rfftfreq(len(steady), 1 / TARGET_RATE)
-    assert abs(freqs[int(np.argmax(spectrum))] - 1000) <= 2 * TARGET_RATE / len(steady)
+    freqs = np.fft.rfftfreq(len(steady), 1 / SAMPLE_RATE)
+    assert abs(freqs[int(np.argmax(spectrum))] - 1000) <= 2 * SAMPLE_RATE / len(steady)
     # And its level: the amplitude survives resampling within a few percent.
     assert abs(np.max(np.abs(steady)) - 10000) < 300
 
@@ -90,7 +91,7 @@ def test_full_scale_input_does_not_wrap_around() -> None:
 
 def test_odd_byte_count_is_a_bad_frame() -> None:
     with pytest.raises(AudioFormatError) as info:
-        AudioConverter(TARGET_RATE, 1).convert(b"\x00\x01\x02")
+        AudioConverter(SAMPLE_RATE, 1).convert(b"\x00\x01\x02")
     assert info.value.code == "bad_frame"
 
 

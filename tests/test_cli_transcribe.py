@@ -24,8 +24,8 @@ from pathlib import Path
 import av
 import pytest
 
-from nova_client.decode import pcm_chunks, probe
 from nova_client.streaming import GatewayError, stream_audio
+from nova_common.audio_file import pcm_chunks, probe
 from nova_common.messages import StartMessage
 from nova_common.nats_server import EmbeddedNatsServer, free_port
 from tests.processes import (

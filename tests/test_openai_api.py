@@ -24,7 +24,7 @@ import pytest
 from nova_cli.stack import LocalStack
 from nova_common.nats_server import EmbeddedNatsServer
 from nova_common.settings import Settings, load_settings
-from nova_gateway.openai_run import SessionRun
+from nova_gateway.openai.run import SessionRun
 from nova_stt.transcriber import SpeechToText
 from tests.processes import TEST_AUDIO_MAX_BYTES
 from tests.speech import normalise, resample, speak, wer, with_pauses, write_wav
@@ -35,7 +35,6 @@ ENGLISH = [
     "The children are playing in the garden.",
 ]
 GERMAN = "Ich möchte eine Tasse Kaffee, bitte."
-GERMAN_IN_ENGLISH = "I would like a cup of coffee, please."
 UPLOAD_LIMIT = 2_000_000
 
 TIME_SRT = r"\d{2}:\d{2}:\d{2},\d{3}"
@@ -105,15 +104,15 @@ def stack_settings(
 async def openai_stack(
     nats_server: EmbeddedNatsServer, data_dir: Path, whisper: SpeechToText
 ) -> AsyncIterator[LocalStack]:
-    """One stack for the module: gateway (OpenAI API on a free port) and a Whisper base worker."""
+    """One stack for the module: gateway (on a free port) and a Whisper base worker."""
     settings = stack_settings(nats_server, data_dir)
     async with LocalStack(settings, stt_workers=1, model=whisper) as stack:
         yield stack
 
 
 def base_url(stack: LocalStack) -> str:
-    assert stack.gateway is not None and stack.gateway.openai_port
-    return f"http://127.0.0.1:{stack.gateway.openai_port}/v1"
+    """On the gateway's own port, beside /ws."""
+    return f"{stack.http_url}/v1"
 
 
 @pytest.fixture
@@ -229,12 +228,13 @@ async def test_translation_to_english(client: openai.AsyncOpenAI, files: Files) 
             file=f, model="whisper-1", response_format="verbose_json"
         )
     assert (result.language, getattr(result, "task", None)) == ("english", "translate")
-    # English, not the German that was said. Whisper base translates synthetic speech loosely
-    # ("If you want to have a cup of coffee, please."): the bounds are loose, the words certain.
+    # English, not the German that was said. Whisper base translates this synthetic German
+    # loosely, and how depends on CTranslate2's build: "If you want to have a cup of coffee,
+    # eat it." (4.8.5), "…, it is better to have a cup of coffee." (4.6.3–4.8.4), "I have to have
+    # a cup of coffee." (4.5, 4.6.0). So the words are asserted, not the wording.
     words = set(normalise(result.text).split())
     assert {"cup", "coffee"} <= words, result.text
-    assert not words & {"kaffee", "tasse", "bitte", "möchte", "eine"}, result.text
-    assert wer([GERMAN_IN_ENGLISH], [result.text]) <= 0.75, result.text
+    assert not words & {"kaffee", "tasse", "bitte", "möchte", "eine", "ich"}, result.text
     with files.german.open("rb") as f:
         text = await client.audio.translations.create(
             file=f, model="whisper-1", response_format="text"
@@ -412,4 +412,9 @@ async def test_audio_the_queue_refuses_is_503(
 async def test_the_api_can_be_turned_off(nats_server: EmbeddedNatsServer, data_dir: Path) -> None:
     settings = stack_settings(nats_server, data_dir, gateway={"openai_api": False})
     async with LocalStack(settings, stt_workers=0) as stack:
-        assert stack.gateway is not None and stack.gateway.openai_port is None
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{base_url(stack)}/models") as reply:
+                assert reply.status == 404
+                assert "/v1/models" in (await reply.json())["error"]
+            async with http.get(f"{stack.http_url}/health") as reply:
+                assert reply.status == 200  # the rest of the gateway is there

@@ -9,7 +9,7 @@ import pytest
 
 from nova_common.languages import WHISPER_LANGUAGES
 from nova_common.messages import FinalEvent, Word
-from nova_gateway.openai_format import (
+from nova_gateway.openai.format import (
     LANGUAGE_NAMES,
     OpenAIError,
     Result,

@@ -1,4 +1,4 @@
-"""The order the seed adapter sends a session's events in (nova_gateway/seed_outbox.py), on its
+"""The order the seed adapter sends a session's events in (nova_gateway/seed/outbox.py), on its
 own: partials never overtake a final held for its translation, which waits only briefly."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from nova_common.messages import (
     SeedRealtime,
     TranslationEvent,
 )
-from nova_gateway.seed_outbox import SeedOutbox
+from nova_gateway.seed.outbox import SeedOutbox
 
 
 def final(seq: int, text: str) -> FinalEvent:

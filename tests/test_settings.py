@@ -241,3 +241,12 @@ def test_mt_list_parsing_does_not_touch_other_sections() -> None:
     # Only tuple fields are split on commas; a URL with commas stays whole.
     settings = load_settings(environ={"NOVA_NATS_URL": "nats://a:4222,nats://b:4222"})
     assert settings.nats.url == "nats://a:4222,nats://b:4222"
+
+
+def test_the_removed_openai_port_says_where_the_api_went(tmp_path: Path) -> None:
+    path = tmp_path / "nova.toml"
+    path.write_text("[gateway]\nport = 8765\nopenai_port = 8766\n")
+    with pytest.raises(ConfigError, match=r"gateway\.openai_port no longer exists.*gateway\.port"):
+        load_settings(config_file=path, environ={})
+    with pytest.raises(ConfigError, match=r"NOVA_GATEWAY_OPENAI_PORT no longer exists.*/v1"):
+        load_settings(environ={"NOVA_GATEWAY_OPENAI_PORT": "8766"})

@@ -1,10 +1,10 @@
 """The OpenAI-compatible HTTP API: ``POST /v1/audio/transcriptions``, ``/v1/audio/translations``
-and ``GET /v1/models``, on a port of its own (``gateway.openai_port``).
+and ``GET /v1/models``, on the gateway's own port.
 
 Each request is one ordinary session (``SessionHub.open``): the upload is decoded with PyAV,
 fed through the same VAD and JetStream path as a live WebSocket session, and the finals are
 answered in the requested format, or streamed as server-sent events as each one arrives.
-Request parsing and response shapes are in ``openai_format.py``.
+Request parsing and response shapes are in ``format.py``.
 """
 
 from __future__ import annotations
@@ -20,17 +20,17 @@ from pathlib import Path
 import structlog
 from aiohttp import BodyPartReader, web
 
-from nova_client.decode import AudioFileError, AudioInfo, probe
+from nova_common.audio import AudioFormatError
+from nova_common.audio_file import AudioFileError, AudioInfo, probe
 from nova_common.languages import UnsupportedLanguage
 from nova_common.messages import (
     StartMessage,
     Task,
 )
 from nova_common.settings import GatewaySettings
-from nova_gateway.audio import AudioFormatError
 from nova_gateway.connection import checked_start
 from nova_gateway.hub import SessionHub
-from nova_gateway.openai_format import (
+from nova_gateway.openai.format import (
     SSE_CONTENT_TYPE,
     AudioRequest,
     ModelCard,
@@ -47,7 +47,7 @@ from nova_gateway.openai_format import (
     render_result,
     sse,
 )
-from nova_gateway.openai_run import Decoder, SessionRun, Upload
+from nova_gateway.openai.run import Decoder, SessionRun, Upload
 from nova_gateway.workers import WorkerRegistry
 
 log = structlog.get_logger(__name__)
@@ -92,48 +92,23 @@ async def _openai_errors(request: web.Request, handler: Handler) -> web.StreamRe
         return _error_response(OpenAIError(500, "internal error; see the gateway's log"))
 
 
-class OpenAIServer:
+class OpenAIApi:
+    """The ``/v1`` sub-application of the gateway's one aiohttp application."""
+
     def __init__(self, hub: SessionHub, workers: WorkerRegistry, settings: GatewaySettings) -> None:
         self._hub = hub
         self._workers = workers
         self._settings = settings
-        self._runner: web.AppRunner | None = None
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[_openai_errors])
         app.router.add_post(
-            "/v1/audio/transcriptions", self._transcriptions, expect_handler=self._expect
+            "/audio/transcriptions", self._transcriptions, expect_handler=self._expect
         )
-        app.router.add_post(
-            "/v1/audio/translations", self._translations, expect_handler=self._expect
-        )
-        app.router.add_get("/v1/models", self._models)
-        app.router.add_get("/v1/models/{model:.+}", self._model)
+        app.router.add_post("/audio/translations", self._translations, expect_handler=self._expect)
+        app.router.add_get("/models", self._models)
+        app.router.add_get("/models/{model:.+}", self._model)
         return app
-
-    async def start(self, host: str, port: int) -> None:
-        self._runner = web.AppRunner(
-            self.app(),
-            # A client that hangs up cancels its request: its session stops being fed and
-            # unsubscribes (what was already queued is still transcribed and kept in RESULTS).
-            handler_cancellation=True,
-            # On shutdown, requests in flight get as long as WebSocket sessions to finish.
-            shutdown_timeout=self._settings.shutdown_grace_s,
-            access_log=None,
-        )
-        await self._runner.setup()
-        await web.TCPSite(self._runner, host, port).start()
-
-    @property
-    def port(self) -> int:
-        assert self._runner is not None
-        address = self._runner.addresses[0]
-        return int(address[1])
-
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     def _declared_too_large(self, request: web.Request) -> bool:
         length = request.content_length

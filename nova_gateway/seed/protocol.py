@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import msgspec
 
+from nova_common.audio import AudioFormatError
 from nova_common.languages import check_language, check_target_language
 from nova_common.messages import (
     SeedAudioHeader,
@@ -16,7 +17,6 @@ from nova_common.messages import (
     SeedSetLangs,
     SeedStartOver,
 )
-from nova_gateway.audio import AudioFormatError
 from nova_gateway.protocol import parse_message
 
 LENGTH_PREFIX = struct.Struct("<I")

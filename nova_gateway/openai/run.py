@@ -12,11 +12,11 @@ from pathlib import Path
 
 import structlog
 
-from nova_client.decode import AudioFileError, AudioInfo, pcm_chunks
+from nova_common.audio_file import AudioFileError, AudioInfo, pcm_chunks
 from nova_common.messages import ErrorEvent, FinalEvent, ServerEvent, StartMessage, SummaryEvent
 from nova_common.subjects import new_session_id
 from nova_gateway.hub import SessionHub
-from nova_gateway.openai_format import OpenAIError, bad_request
+from nova_gateway.openai.format import OpenAIError, bad_request
 
 log = structlog.get_logger(__name__)
 

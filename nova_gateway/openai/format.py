@@ -1,5 +1,5 @@
 """The OpenAI audio API's side of the wire: form fields in, response bodies and server-sent events
-out. No I/O here; ``openai_api.py`` serves it.
+out. No I/O here; ``api.py`` serves it.
 
 The response shapes mirror openai-python's ``types/audio`` (``Transcription``,
 ``TranscriptionVerbose``, ``TranscriptionTextDeltaEvent`` …). They live here rather than in

@@ -1,4 +1,4 @@
-"""The client decodes any file to a sample rate the gateway accepts (8000–192000 Hz)."""
+"""Files decode to a sample rate the gateway accepts (8000–192000 Hz), resampled cleanly."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nova_client.decode import AudioInfo, pcm_chunks, probe
+from nova_common import audio
+from nova_common.audio_file import RATE_FOR_FAST, AudioInfo, pcm_chunks, probe
 from tests.speech import resample, speak, write_wav
 
 
@@ -31,7 +32,7 @@ def test_a_4khz_file_is_resampled_to_16khz(speech_16k: np.ndarray, tmp_path: Pat
 
     out = decode(path, info)
     assert abs(len(out) - len(audio) * 4) <= 16, (len(out), len(audio))
-    # Still the same speech: the 4 kHz audio brought back to 16 kHz here matches what PyAV made.
+    # Still the same speech: the 4 kHz audio brought back to 16 kHz matches soxr's own.
     reference = resample(audio, 4000, 16000).astype(np.float64)
     n = min(len(out), len(reference))
     corr = np.corrcoef(out[:n].astype(np.float64), reference[:n])[0, 1]
@@ -60,10 +61,20 @@ def test_a_supported_rate_is_kept(rate: int, tmp_path: Path) -> None:
     assert np.array_equal(decode(path, info), stereo)  # untouched: no resampling at all
 
 
-def test_the_limits_are_the_gateways() -> None:
-    from nova_client import decode
-    from nova_gateway import audio
+def test_upsampling_adds_no_images_above_the_source_band(
+    speech_16k: np.ndarray, tmp_path: Path
+) -> None:
+    """A 4 kHz file holds nothing above 2 kHz, and after resampling neither may the audio:
+    FFmpeg's default resampler left the speech's mirror images at -39 dB between 2 and 6 kHz,
+    enough for Whisper to hear English as Thai."""
+    path = write_wav(tmp_path / "phone.wav", resample(speech_16k, 16000, 4000), 4000)
+    out = decode(path, probe(path)).astype(np.float64)
+    power = np.abs(np.fft.rfft(out)) ** 2
+    freqs = np.fft.rfftfreq(len(out), 1 / 16000)
+    images_db = 10 * np.log10(power[(freqs > 2100) & (freqs < 6000)].sum() / power.sum())
+    assert images_db < -60, images_db
 
-    assert (decode.MIN_RATE, decode.MAX_RATE) == (audio.MIN_RATE, audio.MAX_RATE)
-    audio.check_format(decode.RATE_FOR_SLOW, 1)
-    audio.check_format(decode.RATE_FOR_FAST, 2)
+
+def test_the_rates_files_are_resampled_to_are_accepted_by_the_gateway() -> None:
+    audio.check_format(audio.SAMPLE_RATE, 1)
+    audio.check_format(RATE_FOR_FAST, 2)

@@ -18,9 +18,8 @@ import contextlib
 
 import numpy as np
 import structlog
-from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import ConnectionClosed
 
+from nova_common.audio import SAMPLE_RATE, AudioFormatError, check_format
 from nova_common.languages import UnsupportedLanguage
 from nova_common.messages import (
     SeedAudioHeader,
@@ -33,14 +32,15 @@ from nova_common.messages import (
     json_encoder,
 )
 from nova_common.subjects import new_session_id
-from nova_gateway.audio import TARGET_RATE, AudioConverter, AudioFormatError, check_format
+from nova_gateway.audio import AudioConverter
 from nova_gateway.connection import checked_start
 from nova_gateway.frames import FrameReader
 from nova_gateway.hub import SessionHub
 from nova_gateway.protocol import ProtocolError
-from nova_gateway.seed_outbox import SeedOutbox
-from nova_gateway.seed_protocol import Languages, parse_audio_frame, parse_seed_message
+from nova_gateway.seed.outbox import SeedOutbox
+from nova_gateway.seed.protocol import Languages, parse_audio_frame, parse_seed_message
 from nova_gateway.session import Session
+from nova_gateway.transport import Transport, TransportClosed
 
 log = structlog.get_logger(__name__)
 
@@ -56,13 +56,13 @@ class SeedConnection:
     """
 
     def __init__(
-        self, ws: ServerConnection, *, hub: SessionHub, shutting_down: asyncio.Event
+        self, transport: Transport, *, hub: SessionHub, shutting_down: asyncio.Event
     ) -> None:
-        self._ws = ws
+        self._transport = transport
         self._hub = hub
         self._settings = hub.settings
         self._metrics = hub.metrics
-        self._frames = FrameReader(ws, shutting_down)
+        self._frames = FrameReader(transport, shutting_down)
         self._languages = Languages()
         # The id of the running session, or of the next one: the seed's client_id.
         self._client_id = new_session_id()
@@ -78,8 +78,8 @@ class SeedConnection:
             while (frame := await self._frames.next()) is not None:
                 await self._on_frame(frame)
             await self._end_session(self._settings.shutdown_grace_s)
-            await self._ws.close(1001, "server shutting down")
-        except ConnectionClosed:
+            await self._transport.close(1001, "server shutting down")
+        except TransportClosed:
             await self._end_session(self._settings.shutdown_grace_s)
         finally:
             self._metrics.sessions_active.dec()
@@ -89,8 +89,8 @@ class SeedConnection:
     # ------------------------------------------------------------------ sending
 
     async def _emit(self, message: SeedEvent) -> None:
-        with contextlib.suppress(ConnectionClosed):  # the client left; RESULTS keeps its results
-            await self._ws.send(json_encoder.encode(message).decode())
+        with contextlib.suppress(TransportClosed):  # the client left; RESULTS keeps its results
+            await self._transport.send_text(json_encoder.encode(message).decode())
 
     async def _error(self, code: str, message: str) -> None:
         self._metrics.client_errors.labels(code).inc()
@@ -194,7 +194,7 @@ class SeedConnection:
             # clock by counting it as silence.
             await session.feed(tail.tobytes())
             seconds = len(pcm) // converter.frame_bytes / header.sample_rate
-            await session.skip(round(seconds * TARGET_RATE) * 2)
+            await session.skip(round(seconds * SAMPLE_RATE) * 2)
             await self._error(exc.code, f"{exc} (refused; its duration counts as silence)")
             return
         await session.feed(
@@ -219,7 +219,7 @@ class SeedConnection:
         start = checked_start(
             StartMessage(
                 language=self._languages.source_code,
-                sample_rate=TARGET_RATE,
+                sample_rate=SAMPLE_RATE,
                 translate_to=self._languages.targets,
             )
         )

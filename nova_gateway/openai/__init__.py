@@ -1,0 +1,1 @@
+"""The OpenAI-compatible audio API under ``/v1`` on the gateway's port."""
