@@ -76,13 +76,14 @@ def probe(path: Path) -> AudioInfo:
         sample_rate=target,
         channels=int(channels),
         duration=duration,
-        source_rate=rate if rate != target else None,
+        # A container that does not say its rate: FFmpeg converts from what it decodes.
+        source_rate=rate if rate and rate != target else None,
     )
 
 
 def _frames(path: Path, info: AudioInfo) -> Iterator[np.ndarray]:
     """Decoded audio as int16 (samples, channels) at the file's own rate: PyAV converts the
-    sample format and channel layout only, never the rate."""
+    sample format and channel layout, and the rate only where the container did not say it."""
     layout = "stereo" if info.channels == 2 else "mono"
     container, stream = _open_audio(path)
     with container:

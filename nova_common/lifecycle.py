@@ -74,8 +74,11 @@ async def settle(
     msg: Msg, error: BaseException | None, policy: RetryPolicy, *, report: Report | None = None
 ) -> Fate:
     """Ack, nak with delay, or dead-letter ``msg`` by what became of its item, and return the
-    fate it met (RETRY for one that will come back). ``report`` runs first for an item that is acked or given up; should it fail,
-    the message is nak'd instead, so that the session is told on a later delivery."""
+    fate it met (RETRY for one that will come back). ``report`` runs first for an item that is
+    acked or given up; should it fail, the message is nak'd instead, so that the session is
+    told on a later delivery. (On the last delivery there is none: JetStream then announces
+    MaxDeliveries, which the dead-letter work is to capture; until then the session's client
+    learns of it from its finals timeout.)"""
     delivered = deliveries(msg)
     fate = fate_of(error, last_delivery=delivered >= policy.max_deliver)
     try:

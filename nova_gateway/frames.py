@@ -22,11 +22,15 @@ class FrameReader:
         if self._waiter is None:  # one per connection, not one per audio frame
             self._waiter = asyncio.ensure_future(self._shutting_down.wait())
         receive = asyncio.ensure_future(self._transport.receive())
-        await asyncio.wait({receive, self._waiter}, return_when=asyncio.FIRST_COMPLETED)
-        if receive.done():
+        try:
+            await asyncio.wait({receive, self._waiter}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not receive.done():
+                # Shutting down (or cancelled): a frame not yet handed over was never
+                # accepted; it stays unread.
+                receive.cancel()
+        if receive.done() and not receive.cancelled():
             return receive.result()
-        # Shutting down: a frame still on its way was never accepted, and is not read.
-        receive.cancel()
         return None
 
     def close(self) -> None:

@@ -8,6 +8,7 @@ place for auth later, a same-origin WebSocket for the page, and one Kubernetes S
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import structlog
 from aiohttp import web
@@ -108,10 +109,17 @@ class Gateway:
         """Stop accepting connections; let open sessions flush and receive their finals (up to
         ``shutdown_grace_s``, so workers must still be running), then close them with 1001.
         OpenAI API requests in flight get the same grace, at the same time."""
+        deadline = asyncio.get_running_loop().time() + self._settings.shutdown_grace_s
         self._shutting_down.set()
         if self._runner is not None:
+            # Waits for the handlers of connections still open (and cancels them after the
+            # grace period); a client that already left has no handler left to wait for.
             await self._runner.cleanup()
             self._runner = None
+        if self._connections:
+            # Connections whose client left may still be flushing (a seed client's session).
+            remaining = deadline + CLOSE_SLACK_S - asyncio.get_running_loop().time()
+            await asyncio.wait(self._connections, timeout=max(remaining, 0.0))
         for task in list(self._connections):  # past the grace period: cut off
             task.cancel()
         await asyncio.gather(*self._connections, return_exceptions=True)
@@ -141,16 +149,23 @@ class Gateway:
             connection = ClientConnection(
                 transport, hub=self.hub, shutting_down=self._shutting_down
             )
-        task = asyncio.create_task(connection.run())
+        task = asyncio.create_task(self._serve(connection, transport))
         self._connections.add(task)
-        task.add_done_callback(self._connection_done)
+        task.add_done_callback(self._connections.discard)
         # A client that drops the TCP connection cancels this handler, not the connection's
         # task: it ends the session as for a client that left (a seed client's is flushed).
-        # Its failure is logged once, by _connection_done.
         await asyncio.wait({task})
         return ws
 
-    def _connection_done(self, task: asyncio.Task[None]) -> None:
-        self._connections.discard(task)
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            log.error("websocket connection failed", error=repr(exc), exc_info=exc)
+    @staticmethod
+    async def _serve(
+        connection: ClientConnection | SeedConnection, transport: AiohttpTransport
+    ) -> None:
+        try:
+            await connection.run()
+        except Exception:
+            log.exception("websocket connection failed")
+            with contextlib.suppress(Exception):  # not a clean 1000: say so
+                await transport.close(1011, "internal error")
+        finally:
+            await transport.stop()

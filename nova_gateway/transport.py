@@ -6,6 +6,8 @@ do not care which library gives them the socket (aiohttp's today, see ``AiohttpT
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Protocol
 
 from aiohttp import WSMsgType, web
@@ -36,18 +38,45 @@ class Transport(Protocol):
 
 
 class AiohttpTransport:
+    """aiohttp answers a client's pings only while ``receive()`` runs, and a session that is
+    finishing (waiting for its finals, up to minutes) reads nothing: so one task reads all the
+    time and hands frames over through a small queue. When the queue is full the reader waits,
+    so a client cannot make the gateway buffer more than a few frames."""
+
+    QUEUE_FRAMES = 4
+
     def __init__(self, ws: web.WebSocketResponse) -> None:
         self._ws = ws
+        self._frames: asyncio.Queue[str | bytes | TransportClosed] = asyncio.Queue(
+            self.QUEUE_FRAMES
+        )
+        self._closed: TransportClosed | None = None
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        try:
+            while True:
+                msg = await self._ws.receive()
+                if msg.type is WSMsgType.TEXT:
+                    await self._frames.put(str(msg.data))
+                elif msg.type is WSMsgType.BINARY:
+                    await self._frames.put(bytes(msg.data))
+                else:
+                    # CLOSE, CLOSING, CLOSED, or ERROR (an oversized frame, invalid UTF-8:
+                    # aiohttp has already closed the connection with 1009 or 1007).
+                    await self._frames.put(TransportClosed(f"websocket {msg.type.name.lower()}"))
+                    return
+        except Exception as exc:  # the protocol code must hear of it, not wait forever
+            await self._frames.put(TransportClosed(f"websocket failed: {exc!r}"))
 
     async def receive(self) -> str | bytes:
-        msg = await self._ws.receive()
-        if msg.type is WSMsgType.TEXT:
-            return str(msg.data)
-        if msg.type is WSMsgType.BINARY:
-            return bytes(msg.data)
-        # CLOSE, CLOSING, CLOSED, or ERROR (an oversized frame, invalid UTF-8: aiohttp has
-        # already closed the connection with 1009 or 1007).
-        raise TransportClosed(f"websocket {msg.type.name.lower()}")
+        if self._closed is not None:
+            raise self._closed
+        frame = await self._frames.get()  # cancelling this loses no frame
+        if isinstance(frame, TransportClosed):
+            self._closed = frame
+            raise frame
+        return frame
 
     async def send_text(self, text: str) -> None:
         if self._ws.closed:
@@ -67,6 +96,12 @@ class AiohttpTransport:
 
     async def close(self, code: int, reason: str) -> None:
         await self._ws.close(code=code, message=reason.encode())
+
+    async def stop(self) -> None:
+        """Stop reading (the connection is over)."""
+        self._reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._reader
 
     @property
     def close_code(self) -> int | None:

@@ -166,7 +166,7 @@ class MtWorker(PullWorker):
         fate = await settle(item.msg, error, self._retry, report=report)
         if fate is Fate.ACK:
             self.processed += 1
-        else:
+        elif error is not None:  # (an ack that failed is no failure of the request's)
             self._metrics.failures.labels(fate.value).inc()
 
     async def _publish(

@@ -196,16 +196,19 @@ class SttWorker(PullWorker):
         """A partial is acked whatever became of it: a newer window or its final follows."""
 
         async def report(fate: Fate) -> None:
-            if transcript is not None:
-                # On core NATS only, on a subject no stream stores: nobody replays a partial.
-                await quietly(
-                    self._nc.publish(
-                        self._subjects.partials(transcript.session_id),
-                        msgpack_encoder.encode(transcript),
-                    ),
-                    "publish",
-                    seq=transcript.seq,
-                )
+            if transcript is None:
+                return
+            # On core NATS only, on a subject no stream stores: nobody replays a partial.
+            published = await quietly(
+                self._nc.publish(
+                    self._subjects.partials(transcript.session_id),
+                    msgpack_encoder.encode(transcript),
+                ),
+                "publish",
+                seq=transcript.seq,
+            )
+            if not published and transcript.text:
+                self._metrics.partials_dropped.labels("failed").inc()
 
         await settle(msg, None, self._retry, report=report)
 
@@ -257,7 +260,7 @@ class SttWorker(PullWorker):
         fate = await settle(msg, error, self._retry, report=report)
         if fate is Fate.ACK:
             self.processed += 1  # counted once acked: a failed ack means it comes back
-        else:
+        elif error is not None:  # (an ack that failed is no failure of the segment's)
             self._metrics.failures.labels(fate.value).inc()
 
     async def _transcribe(self, segment: AudioSegment) -> None:

@@ -15,15 +15,23 @@ from websockets.asyncio.client import connect
 
 from nova_cli.stack import LocalStack
 from nova_common.settings import Settings
+from tests.client import chunks
+from tests.speech import silence, speak
 
 PING_S = 0.5
 
 
+FINALS_WAIT_S = 3.0
+
+
 @pytest.fixture
 async def gateway(settings: Settings) -> AsyncIterator[LocalStack]:
-    """Gateway and streams, no worker; quick keepalive pings."""
+    """Gateway and streams, no worker; quick keepalive pings, a short wait for finals."""
     settings = msgspec.structs.replace(
-        settings, gateway=msgspec.structs.replace(settings.gateway, ping_interval_s=PING_S)
+        settings,
+        gateway=msgspec.structs.replace(
+            settings.gateway, ping_interval_s=PING_S, final_timeout_s=FINALS_WAIT_S
+        ),
     )
     async with LocalStack(settings, stt_workers=0) as running:
         yield running
@@ -79,3 +87,22 @@ async def test_keepalive_pings_flow_and_a_silent_client_is_dropped(gateway: Loca
             while (msg := await silent.receive(timeout=10)).type is aiohttp.WSMsgType.PING:
                 pass
             assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED), msg
+
+
+async def test_the_clients_pings_are_answered_while_a_session_finishes(
+    gateway: LocalStack,
+) -> None:
+    """After ``stop`` the gateway waits for the finals (here: no worker, so until the finals
+    timeout) and reads no frames; a client's keepalive must not time out meanwhile."""
+    async with connect(gateway.ws_url, ping_interval=0.3, ping_timeout=0.6) as ws:
+        await ws.send(json.dumps({"type": "start"}))
+        for chunk in chunks(speak("Good morning, everyone."), 16000) + chunks(silence(1.0), 16000):
+            await ws.send(chunk)
+        await ws.send(json.dumps({"type": "stop"}))
+        events = []
+        async for frame in ws:  # ends with the gateway's close, after the summary
+            events.append(json.loads(frame))
+        types = [e["type"] for e in events]
+        assert types[-1] == "summary", types
+        assert any(e.get("code") == "finals_timeout" for e in events), events
+        assert ws.close_code == 1000

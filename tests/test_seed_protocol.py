@@ -20,12 +20,16 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+import nats
 import numpy as np
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from nova_cli.stack import LocalStack
+from nova_common.messages import Transcript
 from nova_common.settings import Settings
+from nova_common.subjects import Subjects
+from nova_gateway.replay import read_results
 from nova_mt.apertium import ApertiumBackend
 from nova_stt.transcriber import SpeechToText
 from tests.speech import silence, speak, wer
@@ -364,6 +368,36 @@ async def test_a_client_that_leaves_mid_sentence_still_has_it_transcribed(
         await asyncio.sleep(0.5)
     cues = [line for line in text.splitlines()[1:] if line and "-->" not in line]
     assert wer([GARDEN], [" ".join(cues)]) <= 0.2, text
+
+
+@pytest.mark.slow
+async def test_a_client_that_left_just_before_shutdown_still_has_it_transcribed(
+    settings: Settings, whisper: SpeechToText
+) -> None:
+    """The gateway stops a moment after the client left: the left session's flush and its
+    final still get the grace period (the workers stop only after the gateway)."""
+    stack = await LocalStack(settings, stt_workers=1, model=whisper).start()
+    try:
+        await stack.wait_ready()
+        async with connect(seed_url(stack)) as ws:
+            inbox = Inbox(ws)
+            await inbox.wait("the initial status", count("status", 1))
+            client_id = inbox.messages[0]["client_id"]
+            for message in frames(np.concatenate([silence(0.3, 48000), at(GARDEN, 48000)]), 48000):
+                await ws.send(message)
+    finally:
+        await stack.stop()
+    # The stack is gone; the test session's nats-server keeps RESULTS.
+    assert settings.nats.url is not None
+    nc = await nats.connect(settings.nats.url)
+    try:
+        results = await read_results(
+            nc.jetstream(), Subjects(settings.nats.subject_prefix), client_id, complete=True
+        )
+    finally:
+        await nc.drain()
+    texts = [r.text for r in results if isinstance(r, Transcript) and r.kind == "final"]
+    assert wer([GARDEN], [" ".join(texts)]) <= 0.2, results
 
 
 def http_text(url: str) -> tuple[int, str]:
