@@ -6,8 +6,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 # Apertium's English<->Spanish pair: the translation backend that works offline (DESIGN §4).
 APT_RUN_PACKAGES := apertium-eng-spa
-# Debian tools the tests use for real speech: espeak-ng (synthesised) and LibriVox recordings.
-APT_TEST_PACKAGES := espeak-ng pocketsphinx-testdata $(APT_RUN_PACKAGES)
+# Debian tools the tests use for real speech: espeak-ng (synthesised) and LibriVox recordings;
+# for the clients: chromium (the page), Xvfb with xdotool, xterm, setxkbmap and fonts (voice
+# typing into real X windows, the overlay), PulseAudio (system audio through a null sink), tmux
+# (the terminal subtitles),
+# tesseract (reading the overlay's screenshot).
+APT_TEST_PACKAGES := espeak-ng pocketsphinx-testdata $(APT_RUN_PACKAGES) \
+	chromium xvfb xdotool xterm x11-xkb-utils xkb-data x11-utils xfonts-base fonts-dejavu-core \
+	pulseaudio pulseaudio-utils tmux tesseract-ocr tesseract-ocr-eng tesseract-ocr-spa
 
 .PHONY: install install-test apt apt-run-deps apt-test-deps run test lint typecheck schemas bench \
 	lock clean
