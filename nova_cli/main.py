@@ -84,6 +84,62 @@ def _parser() -> argparse.ArgumentParser:
         "--words", action="store_true", help='word times in --format jsonl ("words": [...])'
     )
     tr.add_argument("--output-dir", type=Path, help="write one file per input here")
+
+    # The desktop clients share where their audio comes from.
+    live = argparse.ArgumentParser(add_help=False)
+    live.add_argument("--url", default="ws://127.0.0.1:8765/ws", help="gateway WebSocket URL")
+    live.add_argument(
+        "--input", type=Path, metavar="FILE", help="a file, paced at real time, not the microphone"
+    )
+    live.add_argument(
+        "--device",
+        metavar="N",
+        help="microphone: a number from --list-devices, or part of its name",
+    )
+    live.add_argument("--list-devices", action="store_true", help="list the microphones and exit")
+    live.add_argument(
+        "--language",
+        default="auto",
+        help="auto; a language code such as en; or en,de to detect among",
+    )
+
+    ls = sub.add_parser(
+        "listen", parents=[common, live], help="live subtitles in the terminal or an overlay window"
+    )
+    ls.add_argument(
+        "--system-audio", action="store_true", help="what this machine plays, not the microphone"
+    )
+    ls.add_argument(
+        "--translate-to",
+        action="append",
+        default=[],
+        metavar="LANG[,LANG]",
+        help="a translation under each line, e.g. es or es,de (repeatable)",
+    )
+    ls.add_argument(
+        "--format",
+        choices=["text", "jsonl"],
+        default="text",
+        help="text (live on a terminal; finals only when piped) or jsonl (finals and translations)",
+    )
+    ls.add_argument("--overlay", action="store_true", help="an always-on-top subtitle window")
+
+    ty = sub.add_parser("type", parents=[common, live], help="voice typing into the focused window")
+    ty.add_argument(
+        "--toggle", action="store_true", help="pause or resume a running `nova type`, then exit"
+    )
+    ty.add_argument(
+        "--finals-only",
+        action="store_true",
+        help="type only text that will not change (no tail corrected in place)",
+    )
+    ty.add_argument("--hotkey", help="global key that pauses and resumes listening")
+    ty.add_argument(
+        "--typer",
+        choices=["auto", "xdotool", "wtype", "ydotool", "pynput"],
+        default="auto",
+        help="how keystrokes are sent (auto: xdotool on X11, wtype or ydotool on Wayland)",
+    )
     return parser
 
 
@@ -171,14 +227,42 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             realtime=args.realtime,
             words=args.words,
             output_dir=args.output_dir,
-            translate_to=tuple(
-                code.strip()
-                for value in args.translate_to
-                for code in value.split(",")
-                if code.strip()
-            ),
+            translate_to=_codes(args.translate_to),
+        )
+    if command == "listen":
+        from nova_cli.listen import run_listen
+
+        return await run_listen(
+            url=args.url,
+            input_file=args.input,
+            device=args.device,
+            list_devices=args.list_devices,
+            system_audio=args.system_audio,
+            language=args.language,
+            translate_to=_codes(args.translate_to),
+            fmt=args.format,
+            overlay=args.overlay,
+        )
+    if command == "type":
+        from nova_cli.type import run_type
+
+        return await run_type(
+            url=args.url,
+            input_file=args.input,
+            device=args.device,
+            list_devices=args.list_devices,
+            language=args.language,
+            toggle=args.toggle,
+            finals_only=args.finals_only,
+            hotkey=args.hotkey,
+            typer=args.typer,
         )
     raise AssertionError(command)
+
+
+def _codes(values: list[str]) -> tuple[str, ...]:
+    """``--translate-to es,de --translate-to fr`` → ("es", "de", "fr")."""
+    return tuple(code.strip() for value in values for code in value.split(",") if code.strip())
 
 
 def _models(settings: Settings, *, as_json: bool) -> int:

@@ -10,7 +10,13 @@ from typing import TextIO
 from tqdm import tqdm
 
 from nova_client.formats import FinalWriter, Format
-from nova_client.streaming import GatewayError, GatewayUnreachable, SessionRefused, stream_audio
+from nova_client.streaming import (
+    GatewayError,
+    GatewayUnreachable,
+    SessionRefused,
+    start_message,
+    stream_audio,
+)
 from nova_common.audio_file import AudioFileError, AudioInfo, pcm_chunks, probe
 from nova_common.messages import (
     ErrorEvent,
@@ -47,11 +53,8 @@ async def run_transcribe(
             print(f"nova transcribe: {exc}", file=sys.stderr)
             status = 1
             continue
-        # "en,de": detect per utterance, but only between these.
-        allowed = tuple(code.strip() for code in language.split(",") if code.strip())
-        start = StartMessage(
-            language=allowed[0] if len(allowed) == 1 else "auto",
-            languages=allowed if len(allowed) > 1 else (),
+        start = start_message(
+            language,
             task=task,
             sample_rate=info.sample_rate,
             channels=info.channels,

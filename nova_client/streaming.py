@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 from websockets.asyncio.client import ClientConnection, connect
@@ -58,6 +59,17 @@ class SessionResult:
     input_error: Exception | None = None
 
 
+def start_message(language: str, **fields: Any) -> StartMessage:
+    """A ``start`` for the ``--language`` a user gave: "auto", "en", or "en,de" (detect per
+    utterance, but only between these)."""
+    allowed = tuple(code.strip() for code in language.split(",") if code.strip())
+    return StartMessage(
+        language=allowed[0] if len(allowed) == 1 else "auto",
+        languages=allowed if len(allowed) > 1 else (),
+        **fields,
+    )
+
+
 async def open_gateway(url: str, timeout: float = 10.0) -> ClientConnection:
     try:
         return await asyncio.wait_for(connect(url, max_size=None), timeout)
@@ -65,13 +77,13 @@ async def open_gateway(url: str, timeout: float = 10.0) -> ClientConnection:
         raise GatewayUnreachable(f"cannot reach the Nova gateway at {url}: {exc}") from exc
 
 
-def _close_reason(exc: ConnectionClosed) -> str:
+def close_reason(exc: ConnectionClosed) -> str:
     if exc.rcvd is None:
         return "no close frame"
     return f"code {exc.rcvd.code}" + (f": {exc.rcvd.reason}" if exc.rcvd.reason else "")
 
 
-async def _next_event(ws: ClientConnection) -> ServerEvent:
+async def next_event(ws: ClientConnection) -> ServerEvent:
     """The next event this client understands; event types newer than it are skipped."""
     while True:
         try:
@@ -80,39 +92,29 @@ async def _next_event(ws: ClientConnection) -> ServerEvent:
             continue
 
 
-async def _start_session(
-    ws: ClientConnection,
-    start: StartMessage,
-    result: SessionResult,
-    on_notice: Callable[[NoticeEvent], None] | None,
-    on_started: Callable[[SessionStarted], None] | None,
-) -> None:
+async def start_session(
+    ws: ClientConnection, start: StartMessage, on_notice: Callable[[NoticeEvent], None]
+) -> SessionStarted:
     """Send ``start`` and wait for ``started``; notices that come first are passed on."""
     try:
         await ws.send(json_encoder.encode(start).decode())
         while True:
-            event = await _next_event(ws)
+            event = await next_event(ws)
             if isinstance(event, NoticeEvent):
-                result.notices.append(event)
-                if on_notice:
-                    on_notice(event)
+                on_notice(event)
             elif isinstance(event, ErrorEvent):
                 raise SessionRefused(
                     f"the gateway refused the session: {event.code}: {event.reason}"
                 )
             elif isinstance(event, SessionStarted):
-                result.session_id = event.session_id
-                result.translate_to = event.translate_to
-                if on_started:
-                    on_started(event)
-                return
+                return event
             else:
                 raise SessionRefused(
                     f"the gateway sent {type(event).__name__} before starting the session"
                 )
     except ConnectionClosed as exc:
         raise SessionRefused(
-            f"the gateway closed the connection before starting the session ({_close_reason(exc)})"
+            f"the gateway closed the connection before starting the session ({close_reason(exc)})"
         ) from exc
 
 
@@ -141,7 +143,17 @@ async def stream_audio(
     bytes_per_second = start.sample_rate * start.channels * 2
     ws = await open_gateway(url)
     async with ws:
-        await _start_session(ws, start, result, on_notice, on_started)
+
+        def notice(event: NoticeEvent) -> None:
+            result.notices.append(event)
+            if on_notice:
+                on_notice(event)
+
+        started = await start_session(ws, start, notice)
+        result.session_id = started.session_id
+        result.translate_to = started.translate_to
+        if on_started:
+            on_started(started)
 
         async def send_audio() -> None:
             began = time.monotonic()
@@ -181,13 +193,13 @@ async def stream_audio(
         try:
             while True:
                 try:
-                    event = await _next_event(ws)
+                    event = await next_event(ws)
                 except ConnectionClosed as exc:
                     if sender.done() and sender.exception():
                         raise GatewayError(f"sending audio failed: {sender.exception()}") from exc
                     raise GatewayError(
                         f"the gateway closed the connection before the summary "
-                        f"({_close_reason(exc)})"
+                        f"({close_reason(exc)})"
                     ) from exc
                 if isinstance(event, PartialEvent):
                     result.partials.append(event)
