@@ -245,6 +245,10 @@ async def _converse(
             event = receiving.result()
             listener.event(event)
             if isinstance(event, SummaryEvent):
+                if not sender.done():
+                    # Unasked for: the gateway is shutting down (it closes 1001 next), but the
+                    # audio goes on, so it goes to a new session.
+                    raise SessionEnded("the gateway ended the session")
                 listener.status(ConnectionStatus("stopped", session_id=started.session_id))
                 return event
             if isinstance(event, ErrorEvent) and event.fatal:
