@@ -6,11 +6,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 # Apertium's English<->Spanish pair: the translation backend that works offline (DESIGN §4).
 APT_RUN_PACKAGES := apertium-eng-spa
-# Debian tools the tests use for real speech: espeak-ng (synthesised) and LibriVox recordings;
-# for the clients: chromium (the page), Xvfb with xdotool, xterm, setxkbmap and fonts (voice
-# typing into real X windows, the overlay), PulseAudio (system audio through a null sink), tmux
-# (the terminal subtitles),
-# tesseract (reading the overlay's screenshot).
+# Debian tools the tests use: espeak-ng (synthesised speech) and LibriVox recordings; for the
+# clients, chromium (the page), Xvfb with xdotool, xterm, setxkbmap and fonts (voice typing into
+# real X windows, the overlay), PulseAudio (system audio through a null sink), tmux (terminal
+# subtitles) and tesseract (reading the overlay's screenshot).
 APT_TEST_PACKAGES := espeak-ng pocketsphinx-testdata $(APT_RUN_PACKAGES) \
 	chromium xvfb xdotool xterm x11-xkb-utils xkb-data x11-utils xfonts-base fonts-dejavu-core \
 	pulseaudio pulseaudio-utils tmux tesseract-ocr tesseract-ocr-eng tesseract-ocr-spa
