@@ -81,7 +81,8 @@ async def run_up(settings: Settings, *, port: int | None) -> int:
         assert stack.gateway is not None
         host, gw_port = settings.gateway.host, stack.gateway.port
         print(
-            f"Nova Voice is up: ws://{host}:{gw_port}/ws\n"
+            f"Nova Voice is up: http://{host}:{gw_port}/  (live subtitles in the browser)\n"
+            f"  WebSocket: ws://{host}:{gw_port}/ws\n"
             f"  health: http://{host}:{gw_port}/health/full   NATS: {stack.nats_url}\n"
             f"{_openai_line(settings, gw_port)}"
             f"  translation: {describe_backends(backends)}\n"

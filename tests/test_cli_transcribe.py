@@ -94,7 +94,7 @@ def up(nats_server: EmbeddedNatsServer, cli_dir: Path, cli_data_dir: Path) -> It
     with nova_process(
         ["up", "--port", str(port)], env=env, log_dir=cli_dir / "logs", name="up"
     ) as process:
-        process.wait_for_stdout(r"Nova Voice is up: ws://127\.0\.0\.1:(\d+)/ws")
+        process.wait_for_stdout(r"Nova Voice is up: http://127\.0\.0\.1:(\d+)/ ")
         running = RunningUp(process, port, prefix)
         assert f"ws://127.0.0.1:{port}/ws" in process.stdout
         assert f"NATS: {nats_server.url}" in process.stdout
