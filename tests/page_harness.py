@@ -1,0 +1,185 @@
+"""Driving the browser page in Debian's chromium: launch flags, and the scripts a test or the
+page benchmark installs in the page before its own code runs (they watch the page from outside:
+the WebSocket frames it sends and the DOM changes it makes).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from tests.speech import require_tool
+
+REPO = Path(__file__).resolve().parent.parent
+STATIC_DIR = REPO / "nova_gateway" / "static"
+
+
+def artifacts_dir() -> Path:
+    """Where screenshots and logs of browser runs go: $NOVA_TEST_ARTIFACTS or test-artifacts/."""
+    path = Path(os.environ.get("NOVA_TEST_ARTIFACTS") or REPO / "test-artifacts")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def chromium_path() -> str:
+    # Playwright's own browser download is not reachable here; a missing chromium fails the test.
+    return require_tool("chromium")
+
+
+def chromium_args(wav: Path | None = None) -> list[str]:
+    args = [
+        "--no-sandbox",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        "--disable-background-networking",
+        "--no-first-run",
+        "--disable-sync",
+        "--autoplay-policy=no-user-gesture-required",
+    ]
+    if wav is not None:
+        # Chromium loops this file as the microphone, from the moment the page opens it.
+        args.append(f"--use-file-for-fake-audio-capture={wav}")
+    return args
+
+
+def launch_options(wav: Path | None = None) -> dict[str, Any]:
+    return {"executable_path": chromium_path(), "args": chromium_args(wav)}
+
+
+# Records what the page sends on its WebSockets: its JSON messages, and for each binary audio
+# frame its send time, sample count, and where in the frame the first loud sample is (speech
+# onsets in the audio the page really sent). Installed before the page's scripts.
+WIRE_JS = r"""
+(() => {
+  const wire = (window.__novaWire = { starts: [], messages: [], frames: [], threshold: 0.03 });
+  const send = WebSocket.prototype.send;
+  WebSocket.prototype.send = function (data) {
+    const t = performance.now();
+    if (typeof data === "string") {
+      try {
+        const m = JSON.parse(data);
+        wire.messages.push(m);
+        if (m.type === "start") wire.starts.push({ t, frame: wire.frames.length, message: m });
+      } catch (e) {}
+    } else if (data instanceof ArrayBuffer) {
+      const pcm = new Int16Array(data);
+      const limit = wire.threshold * 32768;
+      let loud = -1;
+      for (let i = 0; i < pcm.length; i++) {
+        if (pcm[i] > limit || pcm[i] < -limit) { loud = i; break; }
+      }
+      wire.frames.push([t, pcm.length, loud]);
+    }
+    return send.call(this, data);
+  };
+  // Seconds of audio sent since the latest `start`.
+  wire.sentSeconds = () => {
+    const start = wire.starts[wire.starts.length - 1];
+    if (!start) return 0;
+    let samples = 0;
+    for (let i = start.frame; i < wire.frames.length; i++) samples += wire.frames[i][1];
+    return samples / start.message.sample_rate;
+  };
+})();
+"""
+
+# Watches #transcript, #translation and #partial for the stability contract: a node holding
+# committed text is never changed or removed (finals, translations, the committed part of the
+# partial while its utterance lasts). Also notes, per utterance, when its first text appeared.
+# Records arrive in batches, after the page's task: a committed span may already be out of the
+# document by then, so it is recognised by its class (only #partial has them), not its place.
+OBSERVER_JS = r"""
+(() => {
+  const seen = (window.__novaDom = {
+    violations: [], finalsAdded: 0, translationsAdded: 0, committedAppends: 0,
+    partialTexts: 0, firstText: {}, finalAt: {},
+  });
+  const within = (node, selector) => {
+    const el = node && (node.nodeType === 1 ? node : node.parentElement);
+    return Boolean(el && el.closest(selector));
+  };
+  const key = (el) => `${el.dataset.session}:${el.dataset.seq}`;
+  const textAppeared = () => {
+    const committed = document.querySelector("#partial .committed");
+    const partial = document.getElementById("partial");
+    if (committed && partial && partial.textContent.trim()) {
+      seen.partialTexts++;
+      seen.firstText[key(committed)] ??= performance.now();
+    }
+  };
+  const observer = new MutationObserver((records) => {
+    for (const r of records) {
+      if (r.type === "characterData") {
+        if (within(r.target, "#transcript") || within(r.target, "#translation")) {
+          seen.violations.push(`final text changed: ${JSON.stringify(r.oldValue)} → ` +
+            JSON.stringify(r.target.data));
+        } else if (within(r.target, ".committed")) {
+          seen.violations.push(`committed partial text changed: ${JSON.stringify(r.oldValue)} → ` +
+            JSON.stringify(r.target.data));
+        } else if (within(r.target, "#partial")) {
+          textAppeared();
+        }
+        continue;
+      }
+      for (const node of r.removedNodes) {
+        const holds = node.nodeType === 1 &&
+          (node.matches("#transcript, #translation") || node.querySelector("#transcript, #translation"));
+        if (holds || within(r.target, "#transcript") || within(r.target, "#translation")) {
+          seen.violations.push(`removed from the captions: ${JSON.stringify(node.textContent)}`);
+        } else if (within(r.target, ".committed")) {
+          seen.violations.push(`removed committed words: ${JSON.stringify(node.textContent)}`);
+        } else if (node.nodeType === 1 && node.matches(".committed") &&
+                   r.target.id === "partial") {
+          // The committed part may go only once its utterance is over: its final is shown.
+          const done = document.querySelector(
+            `#transcript [data-session="${node.dataset.session}"][data-seq="${node.dataset.seq}"]`);
+          if (!done) {
+            seen.violations.push(`committed words of seq ${node.dataset.seq} removed before ` +
+              `their final: ${JSON.stringify(node.textContent)}`);
+          }
+        }
+      }
+      for (const node of r.addedNodes) {
+        if (within(r.target, ".committed")) seen.committedAppends++;
+        if (within(r.target, "#partial")) textAppeared();
+        if (node.nodeType !== 1) continue;
+        if (r.target.id === "transcript" && node.classList.contains("line")) {
+          seen.finalsAdded++;
+          seen.finalAt[key(node)] = performance.now();
+          if (node.textContent.trim()) seen.firstText[key(node)] ??= performance.now();
+        }
+        if (r.target.id === "translation") seen.translationsAdded++;
+      }
+    }
+  });
+  observer.observe(document, {
+    subtree: true, childList: true, characterData: true, characterDataOldValue: true,
+  });
+})();
+"""
+
+
+def page_state(page: Any) -> dict[str, Any]:
+    """The DOM's captions as the test reads them (playwright Page, sync API)."""
+    result: dict[str, Any] = page.evaluate(
+        """() => ({
+        lines: [...document.querySelectorAll('#transcript .line')].map((p) => ({
+            seq: +p.dataset.seq, session: +p.dataset.session, text: p.textContent,
+            start: p.dataset.start === undefined ? null : +p.dataset.start,
+            end: p.dataset.end === undefined ? null : +p.dataset.end,
+            failed: p.classList.contains('failed') })),
+        translations: [...document.querySelectorAll('#translation .tr')].map((p) => ({
+            seq: +p.dataset.seq, session: +p.dataset.session, lang: p.dataset.lang,
+            text: p.textContent, failed: p.classList.contains('failed') })),
+        transcript: document.getElementById('transcript').textContent,
+        translation: document.getElementById('translation').textContent,
+        partial: document.getElementById('partial').textContent,
+        status: document.getElementById('status').textContent,
+        state: document.getElementById('status').dataset.state,
+        downloads: [...document.querySelectorAll('#downloads a')].map((a) => a.href),
+        dom: window.__novaDom,
+        sent: window.__novaWire ? window.__novaWire.sentSeconds() : null,
+    })"""
+    )
+    return result
