@@ -125,7 +125,11 @@ class CaptureSource:
 
     def _record(self, deliver: Any, stop: threading.Event) -> None:
         frames = int(self.sample_rate * CHUNK_SECONDS)
-        with self._microphone.recorder(samplerate=self.sample_rate, channels=1) as recorder:
+        # A block size asks the sound server for fragments of that size; without one PulseAudio
+        # picks its own (seconds long), and the first ~2 s played into a monitor were lost.
+        with self._microphone.recorder(
+            samplerate=self.sample_rate, channels=1, blocksize=frames
+        ) as recorder:
             while not stop.is_set():
                 samples = recorder.record(numframes=frames)
                 pcm = (np.clip(samples[:, 0], -1.0, 1.0) * 32767).astype("<i2").tobytes()
