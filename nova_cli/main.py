@@ -133,12 +133,18 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="type only text that will not change (no tail corrected in place)",
     )
-    ty.add_argument("--hotkey", help="global key that pauses and resumes listening")
+    ty.add_argument(
+        "--hotkey",
+        help="global key that pauses and resumes listening (default ctrl+alt+space; none: no hotkey)",
+    )
     ty.add_argument(
         "--typer",
         choices=["auto", "xdotool", "wtype", "ydotool", "pynput"],
         default="auto",
         help="how keystrokes are sent (auto: xdotool on X11, wtype or ydotool on Wayland)",
+    )
+    ty.add_argument(
+        "--log-finals", type=Path, metavar="FILE", help="also write each final as a JSON line here"
     )
     return parser
 
@@ -256,6 +262,7 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             finals_only=args.finals_only,
             hotkey=args.hotkey,
             typer=args.typer,
+            log_finals=args.log_finals,
         )
     raise AssertionError(command)
 
