@@ -1,12 +1,12 @@
 """The terminal view's layout and its redraws: lines that fit the width (wide characters, long
 words, translation indents), a live area shorter than the screen, and what a terminal shows
-after a run of redraws, through a small emulator of the few sequences the view writes."""
+after a run of redraws, through a real terminal emulator (pyte)."""
 
 from __future__ import annotations
 
 import io
-import re
 
+import pyte
 import pytest
 
 from nova_client.listen.captions import Captions
@@ -14,61 +14,34 @@ from nova_client.listen.layout import Span, columns, plain, words_of, wrap
 from nova_client.listen.terminal import PARTIAL_ROWS, TerminalView, ansi, live_area
 from nova_common.messages import FinalEvent, PartialEvent, SessionStarted, TranslationEvent
 
-SGR = re.compile(r"\x1b\[[0-9;]*m")
-
 
 class Screen:
-    """Enough of a VT100 for the view's output: printing with autowrap at the right margin,
-    CR, LF (as a tty's onlcr makes it: CR LF), cursor up, erase below, SGR and cursor
-    visibility ignored. Rows are kept as they scroll off (the scrollback)."""
+    """A VT100 (pyte's) of ``width`` columns with its scrollback, LF as a tty's onlcr makes it
+    (CR LF): what a terminal shows after the view's output."""
 
-    def __init__(self, width: int) -> None:
+    def __init__(self, width: int, height: int = 20) -> None:
         self.width = width
-        self.rows: list[list[str]] = [[]]
-        self.row = 0
-        self.col = 0
-        self.wrapped = 0  # rows the emulated terminal had to wrap: the view must never need it
+        self._screen = pyte.HistoryScreen(width, height, history=10_000)
+        self._screen.set_mode(pyte.modes.LNM)
+        self._stream = pyte.Stream(self._screen)
 
     def feed(self, data: str) -> None:
-        i = 0
-        while i < len(data):
-            match = re.match(r"\x1b\[(\??)([0-9;]*)([A-Za-z])", data[i:])
-            if match:
-                private, number, command = match.groups()
-                if command == "A" and not private:
-                    self.row = max(0, self.row - int(number or 1))
-                elif command == "J":
-                    del self.rows[self.row][self.col :]
-                    del self.rows[self.row + 1 :]
-                i += match.end()
-                continue
-            char = data[i]
-            i += 1
-            if char == "\r":
-                self.col = 0
-            elif char == "\n":
-                self.col = 0
-                self._down()
-            else:
-                if self.col + columns(char) > self.width:
-                    self.wrapped += 1
-                    self.col = 0
-                    self._down()
-                line = self.rows[self.row]
-                line.extend(" " * (self.col - len(line)))
-                line[self.col : self.col + 1] = [char]
-                self.col += max(columns(char), 1)
-
-    def _down(self) -> None:
-        self.row += 1
-        while len(self.rows) <= self.row:
-            self.rows.append([])
+        self._stream.feed(data)
 
     def text(self) -> list[str]:
-        lines = ["".join(row).rstrip() for row in self.rows]
+        scrolled = [
+            "".join(row[col].data for col in range(self.width)).rstrip()
+            for row in self._screen.history.top
+        ]
+        lines = scrolled + [line.rstrip() for line in self._screen.display]
         while lines and not lines[-1]:
             lines.pop()
         return lines
+
+    def reaches_last_column(self) -> bool:
+        """Whether any row is full: the view keeps off the last column, so that no terminal
+        ever wraps its lines on its own."""
+        return any(columns(line) >= self.width for line in self.text())
 
 
 def started(targets: tuple[str, ...] = ("es",)) -> SessionStarted:
@@ -186,7 +159,7 @@ def test_redraws_leave_only_the_finals_and_the_current_live_area() -> None:
     def step(event: object, now: float, status: str = "● live") -> list[str]:
         captions.apply(event, now)  # type: ignore[arg-type]
         view.show(captions, status, now)
-        screen.feed(SGR.sub("", out.getvalue()))
+        screen.feed(out.getvalue())
         out.seek(0)
         out.truncate()
         return screen.text()
@@ -214,12 +187,12 @@ def test_redraws_leave_only_the_finals_and_the_current_live_area() -> None:
     ]
     step(final(1, "Please send the report."), 3.0)
     view.message("nova listen: lost the gateway (code 1006); reconnecting")
-    screen.feed(SGR.sub("", out.getvalue()))
+    screen.feed(out.getvalue())
     out.seek(0)
     out.truncate()
     assert err.getvalue() == "nova listen: lost the gateway (code 1006); reconnecting\n"
     view.close(captions)  # the session is over: the final still waiting goes out without Spanish
-    screen.feed(SGR.sub("", out.getvalue()))
+    screen.feed(out.getvalue())
     assert screen.text() == [
         "Good morning, everyone, and welcome to",
         "the meeting.",
@@ -227,7 +200,7 @@ def test_redraws_leave_only_the_finals_and_the_current_live_area() -> None:
         "       bienvenido a la reunión.",
         "Please send the report.",
     ]
-    assert screen.wrapped == 0
+    assert not screen.reaches_last_column()
     assert out.getvalue().endswith("\x1b[?25h")  # the cursor is back
 
 
@@ -255,7 +228,7 @@ def test_a_late_translation_says_which_final_it_belongs_to() -> None:
     view.show(captions, "", 2.5)
     captions.apply(translation(0, "Uno dos tres cuatro cinco seis siete ocho."), 3.0)
     view.show(captions, "", 3.0)
-    screen.feed(SGR.sub("", out.getvalue()))
+    screen.feed(out.getvalue())
     assert screen.text() == [
         "One two three four five six seven eight.",
         "  [es] Uno dos tres cuatro cinco seis siete ocho. (for “One two three four five six…”)",
