@@ -175,7 +175,8 @@ class Connection {
   }
 
   lag(end) {
-    if (!Number.isFinite(end)) return;
+    // After `stop` no audio follows: what is sent no longer tracks the speech.
+    if (!Number.isFinite(end) || this.stopping) return;
     this.lastEnd = end;
     this.lastEventAt = performance.now();
     this.lastLag = lagSeconds(this.sentSeconds(), end);
@@ -185,7 +186,7 @@ class Connection {
   /** While an utterance's partial is on screen and the server has gone quiet for a while, the
    * lag grows live: an overloaded server sends nothing, and a frozen figure would hide that. */
   tickLag(partialShown) {
-    if (!partialShown || this.lastEnd === undefined) return;
+    if (!partialShown || this.stopping || this.lastEnd === undefined) return;
     if (performance.now() - this.lastEventAt < STARVED_MS) return;
     this.lastLag = Math.max(this.lastLag, lagSeconds(this.sentSeconds(), this.lastEnd));
     this.page.showLag(this);
