@@ -49,18 +49,45 @@ def launch_options(wav: Path | None = None) -> dict[str, Any]:
 
 # Records what the page sends on its WebSockets: its JSON messages, and for each binary audio
 # frame its send time, sample count, and where in the frame the first loud sample is (speech
-# onsets in the audio the page really sent). Installed before the page's scripts.
+# onsets in the audio the page really sent); and when each event arrived. Installed before the
+# page's scripts.
 WIRE_JS = r"""
 (() => {
-  const wire = (window.__novaWire = { starts: [], messages: [], frames: [], threshold: 0.03 });
-  const send = WebSocket.prototype.send;
-  WebSocket.prototype.send = function (data) {
+  const wire = (window.__novaWire = {
+    starts: [], messages: [], frames: [], events: [], sockets: 0, threshold: 0.03,
+  });
+  // Events received: [time, socket number, type, seq, has text]. The listener goes on in the
+  // constructor, so it runs before the page's own onmessage handler: the time is the arrival.
+  const watch = (ws) => {
+    if (ws.__novaSocket !== undefined) return;
+    const socket = (ws.__novaSocket = wire.sockets++);
+    ws.addEventListener("message", (e) => {
+      if (typeof e.data !== "string") return;
+      try {
+        const m = JSON.parse(e.data);
+        const text = Boolean(m.text && m.text.trim());
+        wire.events.push([performance.now(), socket, m.type, m.seq ?? null, text]);
+      } catch (err) {}
+    });
+  };
+  const Native = window.WebSocket;
+  window.WebSocket = class extends Native {
+    constructor(...args) {
+      super(...args);
+      watch(this);
+    }
+  };
+  const send = Native.prototype.send;
+  Native.prototype.send = function (data) {
     const t = performance.now();
+    watch(this);
     if (typeof data === "string") {
       try {
         const m = JSON.parse(data);
         wire.messages.push(m);
-        if (m.type === "start") wire.starts.push({ t, frame: wire.frames.length, message: m });
+        if (m.type === "start") {
+          wire.starts.push({ t, frame: wire.frames.length, socket: this.__novaSocket, message: m });
+        }
       } catch (e) {}
     } else if (data instanceof ArrayBuffer) {
       const pcm = new Int16Array(data);
@@ -180,6 +207,7 @@ def page_state(page: Any) -> dict[str, Any]:
         downloads: [...document.querySelectorAll('#downloads a')].map((a) => a.href),
         dom: window.__novaDom,
         sent: window.__novaWire ? window.__novaWire.sentSeconds() : null,
+        events: window.__novaWire ? window.__novaWire.events : [],
     })"""
     )
     return result
