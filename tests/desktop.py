@@ -119,7 +119,7 @@ class TkTextWindow:
             time.sleep(0.05)
 
     def state(self) -> dict[str, Any]:
-        return json.loads((self.directory / "state.json").read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+        return json.loads((self.directory / "state.json").read_text(encoding="utf-8"))
 
     @property
     def text(self) -> str:
