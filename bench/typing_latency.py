@@ -47,7 +47,7 @@ from nova_client.dictation.typist import Typist  # noqa: E402
 from nova_client.dictation.x11 import X11Keyboard  # noqa: E402
 from nova_common.logging import configure_logging  # noqa: E402
 from nova_common.messages import FinalEvent, PartialEvent  # noqa: E402
-from tests.desktop import TkTextWindow, xvfb  # noqa: E402
+from tests.desktop import TkTextWindow, x_env, xvfb  # noqa: E402
 from tests.speech import librivox  # noqa: E402
 
 DEFAULT_OUT = REPO / "bench" / "results" / "typing_latency.json"
@@ -117,7 +117,8 @@ async def run(
     xdotool = shutil.which("xdotool")
     if xdotool is None:
         raise SystemExit("xdotool is not installed: apt-get install xdotool")
-    typist = Typist(Editor(finals_only=finals_only), XdotoolTyper(keyboard, xdotool))
+    typer = XdotoolTyper(keyboard, xdotool, environ=x_env(display))
+    typist = Typist(Editor(finals_only=finals_only), typer)
     # The same events through a second editor tell what the window must show after each.
     shadow = Editor(finals_only=finals_only)
     focus = keyboard.focused_window()
@@ -184,7 +185,6 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {}
     configure_logging("warning")
     with xvfb() as display:
-        os.environ["DISPLAY"] = display  # the Tk window's helper and xdotool use this display
         for mode, finals_only in (("finals_only", True), ("default", False)):
             window = TkTextWindow(display, Path(args.tmp) / mode)
             try:

@@ -147,10 +147,16 @@ def test_no_backend_says_what_to_install_or_set(
 
 def test_each_backend_erases_then_types_without_clearing_modifiers() -> None:
     edit = Edit(erase=2, text="ab\ncd")
-    xdotool = XdotoolTyper(keyboard=None, xdotool="xdotool", delay_ms=6).argv(edit)
-    assert xdotool == ["xdotool", "key", "--delay", "6", "BackSpace", "BackSpace",
-                       "type", "--delay", "6", "--", "ab\ncd"]  # fmt: skip
-    assert "--clearmodifiers" not in xdotool
+    xdotool = XdotoolTyper(None, "xdotool", delay_ms=6)
+    assert xdotool.runs(edit) == [["xdotool", "key", "--delay", "6", "BackSpace", "BackSpace",
+                                   "type", "--delay", "6", "--", "ab\ncd"]]  # fmt: skip
+    # Capitals beyond ASCII go as Shift + their Unicode keysym, each in a run of its own.
+    assert xdotool.runs(Edit(erase=1, text="Über Ñandú")) == [
+        ["xdotool", "key", "--delay", "6", "BackSpace"],
+        ["xdotool", "key", "--delay", "6", "shift+U00DC", "type", "--delay", "6", "--", "ber "],
+        ["xdotool", "key", "--delay", "6", "shift+U00D1", "type", "--delay", "6", "--", "andú"],
+    ]
+    assert not any("--clearmodifiers" in run for run in xdotool.runs(edit))
     assert WtypeTyper("wtype").runs(edit) == [
         ["wtype", "-k", "BackSpace", "-k", "BackSpace"],
         ["wtype", "--", "ab"], ["wtype", "-k", "Return"], ["wtype", "--", "cd"],

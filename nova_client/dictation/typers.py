@@ -106,7 +106,7 @@ def open_typer(name: str, environ: Mapping[str, str], which: Which = shutil.whic
             keyboard = X11Keyboard(environ.get("DISPLAY"))
         except X11Unavailable as exc:
             raise TyperUnavailable(str(exc)) from exc
-        return XdotoolTyper(keyboard, which("xdotool") or "xdotool")
+        return XdotoolTyper(keyboard, which("xdotool") or "xdotool", environ=environ)
     if name == "wtype":
         return WtypeTyper(which("wtype") or "wtype")
     if name == "ydotool":
@@ -114,10 +114,10 @@ def open_typer(name: str, environ: Mapping[str, str], which: Which = shutil.whic
     return PynputTyper()
 
 
-async def _run(argv: Sequence[str]) -> None:
+async def _run(argv: Sequence[str], env: Mapping[str, str] | None = None) -> None:
     process = await asyncio.create_subprocess_exec(
         *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env=None if env is None else dict(env),
     )  # fmt: skip
     _, stderr = await process.communicate()
     if process.returncode != 0:
@@ -131,10 +131,19 @@ async def _run(argv: Sequence[str]) -> None:
 class XdotoolTyper:
     name = "xdotool"
 
-    def __init__(self, keyboard: Any, xdotool: str, delay_ms: int = KEY_DELAY_MS) -> None:
+    def __init__(
+        self,
+        keyboard: Any,
+        xdotool: str,
+        *,
+        environ: Mapping[str, str] | None = None,
+        delay_ms: int = KEY_DELAY_MS,
+    ) -> None:
         self.keyboard = keyboard
         self._xdotool = xdotool
         self._delay = str(delay_ms)
+        # xdotool must type on the display whose focus and keyboard are checked.
+        self._env = None if environ is None else {**environ, "DISPLAY": keyboard.name}
 
     def focused_window(self) -> Hashable | None:
         return self.keyboard.focused_window()
@@ -142,17 +151,37 @@ class XdotoolTyper:
     def modifiers_held(self) -> bool:
         return bool(self.keyboard.held_modifiers())
 
-    def argv(self, edit: Edit) -> list[str]:
-        """One xdotool run per edit: its commands chain, and `type` turns "\\n" into Return."""
-        argv = [self._xdotool]
-        if edit.erase:
-            argv += ["key", "--delay", self._delay, *["BackSpace"] * edit.erase]
-        if edit.text:
-            argv += ["type", "--delay", self._delay, "--", edit.text]
-        return argv
+    def runs(self, edit: Edit) -> list[list[str]]:
+        """The xdotool runs for an edit. Commands chain within a run, but `type` takes every
+        argument after it as text, so it comes last; `type` turns "\n" into Return.
+
+        xdotool (3.20160805, Debian 12's) types a capital that the keyboard layout lacks —
+        "Über" under a US layout, "Ñ" under a German one — in lower case: the spare keycode it
+        maps the letter to reads as lower case without Shift. Such capitals are sent as
+        Shift + their Unicode keysym instead, each starting a run of its own."""
+        runs: list[list[str]] = []
+        keys = ["BackSpace"] * edit.erase
+        text = ""
+        for char in edit.text:
+            if not char.isascii() and char.isupper():
+                runs.append(self._run(keys, text))
+                keys, text = [f"shift+U{ord(char):04X}"], ""
+            else:
+                text += char
+        runs.append(self._run(keys, text))
+        return [run for run in runs if len(run) > 1]
+
+    def _run(self, keys: list[str], text: str) -> list[str]:
+        run = [self._xdotool]
+        if keys:
+            run += ["key", "--delay", self._delay, *keys]
+        if text:
+            run += ["type", "--delay", self._delay, "--", text]
+        return run
 
     async def apply(self, edit: Edit) -> None:
-        await _run(self.argv(edit))
+        for run in self.runs(edit):
+            await _run(run, self._env)
 
     def close(self) -> None:
         self.keyboard.close()
