@@ -93,6 +93,9 @@ async def run_type(
         backend.close()
         _say(str(exc))
         return EXIT_AUDIO
+    if hasattr(signal, "SIGUSR1"):
+        # Until the session's handler is in place, a --toggle must not kill us (the default).
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     try:
         with control.instance(environ), _finals_file(log_finals) as finals:
             return await _dictate(

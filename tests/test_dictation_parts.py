@@ -323,3 +323,27 @@ async def test_the_typist_waits_for_modifiers_then_types_in_order() -> None:
     assert typist.error is None
     assert [edit for _, edit in typer.edits] == [Edit(text="Hello."), Edit(text=" World.")]
     assert all(at >= typer.held_until for at, _ in typer.edits)
+
+
+async def test_nothing_is_typed_into_nova_types_own_terminal() -> None:
+    typer = RecordingTyper(held_until=0.0)
+    warnings: list[str] = []
+    typist = Typist(Editor(), typer, own_windows={"window"}, warn=warnings.append)
+    running = asyncio.create_task(typist.run())
+    typist.put(final(0, "Not into the shell."))
+    typist.close()
+    await asyncio.wait_for(running, 5)
+    assert typer.edits == [] and len(warnings) == 1 and "own terminal" in warnings[0]
+
+
+async def test_a_new_session_keeps_the_unfinished_utterance_and_numbers_afresh() -> None:
+    typer = RecordingTyper(held_until=0.0)
+    typist = Typist(Editor(), typer)
+    running = asyncio.create_task(typist.run())
+    for event in (final(0, "One."), partial(1, "Two and"), STARTED, partial(0, "Three"),
+                  final(0, "Three.")):  # fmt: skip
+        typist.put(event)
+        await asyncio.sleep(0.01)  # one at a time, as they would arrive
+    typist.close()
+    await asyncio.wait_for(running, 5)
+    assert typist.editor.typed == "One. Two and three."

@@ -294,3 +294,43 @@ def test_a_refused_session_is_one_line_and_exit_status_1(
     lines = [line for line in result.stderr.splitlines() if "refused" in line]
     assert len(lines) == 1 and "unsupported_language" in lines[0], result.stderr
     assert "Traceback" not in result.stderr, result.stderr
+
+
+# --------------------------------------------------------------------------- Ctrl-C
+
+
+def test_ctrl_c_finishes_the_utterance_in_flight_then_exits_0(
+    up: str, display: str, tmp_path: Path
+) -> None:
+    """Ctrl-C in the middle of the second sentence: what had been said of it is still
+    transcribed and typed, then `nova type` exits 0 with its summary."""
+    first, second = "The sun is shining today.", "My brother plays the piano every evening."
+    audio = np.concatenate([silence(0.5), speak(first), silence(1.2), speak(second), silence(20)])
+    interrupt_at = 0.5 + len(speak(first)) / 16000 + 1.2 + 1.2  # 1.2 s into the second
+    wav = write_wav(tmp_path / "long.wav", audio, 16000)
+    finals_log = tmp_path / "finals.jsonl"
+    window = TkTextWindow(display, tmp_path / "tk")
+    process = NovaProcess(
+        ["type", "--input", str(wav), "--url", up, "--language", "en", "--log-finals",
+         str(finals_log)],
+        env=type_env(display, tmp_path), log_dir=tmp_path / "logs", name="type-ctrl-c",
+    )  # fmt: skip
+    try:
+        window.focus()
+        wait_until(lambda: "listening:" in process.stderr or process.proc.poll() is not None,
+                   timeout=60, what="nova type to start listening")  # fmt: skip
+        time.sleep(interrupt_at)
+        code = process.interrupt(timeout=TYPE_TIMEOUT)
+        time.sleep(0.3)
+        text = window.text
+    finally:
+        process.close()
+        window.close()
+    heard = texts(read_finals(finals_log))
+    context = f"{process.describe()}\nfinals: {heard}\nwindow: {text!r}"
+    assert code == 0, context
+    assert "Traceback" not in process.stderr, context
+    # The second sentence cut short (its last word is 2.5 s in), but there.
+    assert len(heard) == 2 and heard[1] and "evening" not in heard[1].lower(), context
+    assert text == typed_text(heard, "en") and text.startswith("The sun"), context
+    assert summary_figure(process.stderr, "utterances? typed") == 2, context

