@@ -24,6 +24,7 @@ from nova_client.dictation.commands import (
 )
 from nova_client.dictation.editor import Edit, Editor
 from nova_client.dictation.hotkey import HotkeyError, parse_hotkey
+from nova_client.dictation.keymap import SpareKeycodes, key_pair, keysym_for
 from nova_client.dictation.pause import FLUSH_SILENCE_S, PausableSource, Pause
 from nova_client.dictation.spacing import join
 from nova_client.dictation.typers import (
@@ -147,16 +148,10 @@ def test_no_backend_says_what_to_install_or_set(
 
 def test_each_backend_erases_then_types_without_clearing_modifiers() -> None:
     edit = Edit(erase=2, text="ab\ncd")
-    xdotool = XdotoolTyper(None, "xdotool", delay_ms=6)
-    assert xdotool.runs(edit) == [["xdotool", "key", "--delay", "6", "BackSpace", "BackSpace",
-                                   "type", "--delay", "6", "--", "ab\ncd"]]  # fmt: skip
-    # Capitals beyond ASCII go as Shift + their Unicode keysym, each in a run of its own.
-    assert xdotool.runs(Edit(erase=1, text="Über Ñandú")) == [
-        ["xdotool", "key", "--delay", "6", "BackSpace"],
-        ["xdotool", "key", "--delay", "6", "shift+U00DC", "type", "--delay", "6", "--", "ber "],
-        ["xdotool", "key", "--delay", "6", "shift+U00D1", "type", "--delay", "6", "--", "andú"],
-    ]
-    assert not any("--clearmodifiers" in run for run in xdotool.runs(edit))
+    xdotool = XdotoolTyper(None, "xdotool", delay_ms=6).argv(edit)
+    assert xdotool == ["xdotool", "key", "--delay", "6", "BackSpace", "BackSpace",
+                       "type", "--delay", "6", "--", "ab\ncd"]  # fmt: skip
+    assert "--clearmodifiers" not in xdotool
     assert WtypeTyper("wtype").runs(edit) == [
         ["wtype", "-k", "BackSpace", "-k", "BackSpace"],
         ["wtype", "--", "ab"], ["wtype", "-k", "Return"], ["wtype", "--", "cd"],
@@ -347,3 +342,39 @@ async def test_a_new_session_keeps_the_unfinished_utterance_and_numbers_afresh()
     typist.close()
     await asyncio.wait_for(running, 5)
     assert typist.editor.typed == "One. Two and three."
+
+
+# --------------------------------------------------------------------------- spare keycodes
+
+
+def keymap(*rows: tuple[int, ...]) -> list[list[int]]:
+    return [list(row) + [0] * (4 - len(row)) for row in rows]
+
+
+def test_characters_the_layout_lacks_get_spare_keycodes_with_their_capitals() -> None:
+    a, n_tilde, N_tilde = ord("a"), 0xF1, 0xD1
+    rows = keymap((a, ord("A")), (), (), (ord("ü"), ord("Ü")), (), (ord(" "),))  # keycodes 8..13
+    spare = SpareKeycodes()
+    changes = spare.assign("aÜñÑ ć", rows, first=8)
+    # ñ and Ñ share a key; ć gets one too; a, Ü and the space are on the layout already.
+    assert changes == {9: (n_tilde, N_tilde), 10: (keysym_for("ć"), keysym_for("Ć"))}
+    assert key_pair("ß") == (0xDF, 0xDF)  # "SS" is no one key's capital
+    for code, pair in changes.items():
+        rows[code - 8][:2] = pair
+    assert spare.assign("ñć", rows, first=8) == {}  # mapped already: nothing to do
+    # Out of spare keys: the least recently used of Nova's own is reused, never the layout's.
+    spare.assign("ć", rows, first=8)
+    assert spare.assign("€", rows, first=8) == {12: (keysym_for("€"), keysym_for("€"))}
+    rows[12 - 8][:2] = [keysym_for("€")] * 2
+    assert spare.assign("ø", rows, first=8) == {9: (0xF8, 0xD8)}
+    rows[9 - 8][:2] = [0xF8, 0xD8]
+    assert sorted(spare.release(rows, first=8)) == [9, 10, 12]
+
+
+def test_a_new_layout_takes_the_spare_keycodes_back() -> None:
+    rows = keymap((), ())
+    spare = SpareKeycodes()
+    assert spare.assign("ñ", rows, first=8) == {8: (0xF1, 0xD1)}
+    # setxkbmap replaced the keymap: keycode 8 is empty again, so ñ is mapped afresh.
+    assert spare.assign("ñ", keymap((), ()), first=8) == {8: (0xF1, 0xD1)}
+    assert spare.release(keymap((ord("x"),), ()), first=8) == []

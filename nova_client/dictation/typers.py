@@ -1,7 +1,7 @@
 """Keystroke backends: how an `Edit` reaches the focused window on each desktop.
 
-* X11: `xdotool` (it types any Unicode character whatever the keyboard layout, remapping a spare
-  keycode for characters the layout lacks); focus and held modifiers come from python-xlib.
+* X11: `xdotool`, any Unicode character whatever the keyboard layout (those the layout lacks
+  are put on spare keycodes first: keymap.py); focus and held modifiers from python-xlib.
 * Wayland: `wtype` (Unicode, through the virtual-keyboard protocol) or else `ydotool` (≥ 1.0,
   through uinput: needs its daemon, and types what the keyboard layout has). Wayland lets no
   client see the focused window or the keyboard state, so neither is checked there.
@@ -22,9 +22,10 @@ from typing import Any, Protocol
 
 from nova_client.dictation.editor import Edit
 
-# Milliseconds between keystrokes. 0 loses characters that xdotool types through a remapped
-# keycode (the application reads the keymap after the next remapping); 6 kept every one in
-# Tk and xterm under Xvfb, at about 7 ms a character.
+# Milliseconds between keystrokes: about 7 ms a character. With the characters the layout lacks
+# put on spare keys beforehand (keymap.py), even 0 kept every character in Tk and xterm under
+# Xvfb; without that, 12 (xdotool's default) still lost some in xterm. A little slack is left
+# for applications slower to take keys than those two.
 KEY_DELAY_MS = 6
 
 # Wayland and (in part) macOS cannot say which window has the focus: one constant window.
@@ -151,37 +152,21 @@ class XdotoolTyper:
     def modifiers_held(self) -> bool:
         return bool(self.keyboard.held_modifiers())
 
-    def runs(self, edit: Edit) -> list[list[str]]:
-        """The xdotool runs for an edit. Commands chain within a run, but `type` takes every
-        argument after it as text, so it comes last; `type` turns "\n" into Return.
-
-        xdotool (3.20160805, Debian 12's) types a capital that the keyboard layout lacks —
-        "Über" under a US layout, "Ñ" under a German one — in lower case: the spare keycode it
-        maps the letter to reads as lower case without Shift. Such capitals are sent as
-        Shift + their Unicode keysym instead, each starting a run of its own."""
-        runs: list[list[str]] = []
-        keys = ["BackSpace"] * edit.erase
-        text = ""
-        for char in edit.text:
-            if not char.isascii() and char.isupper():
-                runs.append(self._run(keys, text))
-                keys, text = [f"shift+U{ord(char):04X}"], ""
-            else:
-                text += char
-        runs.append(self._run(keys, text))
-        return [run for run in runs if len(run) > 1]
-
-    def _run(self, keys: list[str], text: str) -> list[str]:
-        run = [self._xdotool]
-        if keys:
-            run += ["key", "--delay", self._delay, *keys]
-        if text:
-            run += ["type", "--delay", self._delay, "--", text]
-        return run
+    def argv(self, edit: Edit) -> list[str]:
+        """One xdotool run per edit: its commands chain (`type` last, as it takes every
+        argument after it as text), and `type` turns "\n" into Return."""
+        argv = [self._xdotool]
+        if edit.erase:
+            argv += ["key", "--delay", self._delay, *["BackSpace"] * edit.erase]
+        if edit.text:
+            argv += ["type", "--delay", self._delay, "--", edit.text]
+        return argv
 
     async def apply(self, edit: Edit) -> None:
-        for run in self.runs(edit):
-            await _run(run, self._env)
+        if edit.text:
+            # Characters the layout lacks go on spare keycodes first (see keymap.py).
+            self.keyboard.prepare(edit.text)
+        await _run(self.argv(edit), self._env)
 
     def close(self) -> None:
         self.keyboard.close()

@@ -1,9 +1,12 @@
-"""What the X server can tell `nova type` (python-xlib, no subprocess): which window has the
-keyboard focus, and whether the user is holding a modifier key."""
+"""What `nova type` asks of the X server itself (python-xlib, no subprocess): which window has
+the keyboard focus, whether the user is holding a modifier key, and spare keycodes for the
+characters the keyboard layout lacks (nova_client.dictation.keymap)."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from nova_client.dictation.keymap import SpareKeycodes
 
 # Modifier rows of the X modifier map, by name; Lock (Caps Lock) and Mod2 (Num Lock) are
 # latched states rather than keys held down, so they are left out.
@@ -15,7 +18,7 @@ class X11Unavailable(RuntimeError):
 
 
 class X11Keyboard:
-    """A connection to the X server for questions only; keystrokes go through xdotool."""
+    """A connection to the X server; the keystrokes themselves go through xdotool."""
 
     def __init__(self, display_name: str | None = None) -> None:
         try:
@@ -27,6 +30,7 @@ class X11Keyboard:
         except (error.DisplayError, error.ConnectionClosedError, OSError) as exc:
             raise X11Unavailable(f"cannot open the X display {display_name or ''}: {exc}") from exc
         self.name = self._display.get_display_name()
+        self._spare = SpareKeycodes()
 
     def focused_window(self) -> int | None:
         """The id of the window with the keyboard focus; None when no window has it."""
@@ -46,7 +50,27 @@ class X11Keyboard:
         keymap = self._display.query_keymap()
         return [code for code in self.modifier_keycodes() if keymap[code // 8] >> (code % 8) & 1]
 
+    def _keymap(self) -> tuple[list[list[int]], int]:
+        first = self._display.display.info.min_keycode
+        count = self._display.display.info.max_keycode - first + 1
+        return [list(row) for row in self._display.get_keyboard_mapping(first, count)], first
+
+    def prepare(self, text: str) -> None:
+        """Puts every character of ``text`` that the layout lacks on a spare keycode."""
+        rows, first = self._keymap()
+        changes = self._spare.assign(text, rows, first)
+        width = len(rows[0]) if rows else 2
+        for code, (lower, upper) in changes.items():
+            self._display.change_keyboard_mapping(code, [(lower, upper) + (0,) * (width - 2)])
+        if changes:
+            self._display.sync()
+
     def close(self) -> None:
+        rows, first = self._keymap()
+        width = len(rows[0]) if rows else 2
+        for code in self._spare.release(rows, first):
+            self._display.change_keyboard_mapping(code, [(0,) * width])
+        self._display.sync()
         self._display.close()
 
     def window_and_ancestors(self, window_id: int) -> set[int]:
