@@ -66,12 +66,17 @@ class X11Keyboard:
             self._display.sync()
 
     def close(self) -> None:
-        rows, first = self._keymap()
-        width = len(rows[0]) if rows else 2
-        for code in self._spare.release(rows, first):
-            self._display.change_keyboard_mapping(code, [(0,) * width])
-        self._display.sync()
-        self._display.close()
+        from Xlib import error
+
+        try:
+            rows, first = self._keymap()
+            width = len(rows[0]) if rows else 2
+            for code in self._spare.release(rows, first):
+                self._display.change_keyboard_mapping(code, [(0,) * width])
+            self._display.sync()
+            self._display.close()
+        except (error.ConnectionClosedError, OSError):
+            pass  # the X server went first: nothing of ours is left on it
 
     def window_and_ancestors(self, window_id: int) -> set[int]:
         """``window_id`` and the windows it sits in, up to the root (not included): the focus
