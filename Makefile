@@ -90,6 +90,8 @@ bench: install-test
 	$(BIN)/python bench/latency.py --partials off
 	$(BIN)/python bench/translation.py
 	$(BIN)/python bench/partials.py
+	$(BIN)/python bench/page_latency.py
+	$(BIN)/python bench/typing_latency.py
 
 # Re-resolve the locks from pyproject.toml: versions already locked are kept unless a changed
 # bound excludes them; `make lock UPGRADE=1` takes the newest allowed. The build backend named in
