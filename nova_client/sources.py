@@ -69,9 +69,11 @@ def _soundcard() -> ModuleType:
     try:
         import soundcard
     except Exception as exc:  # it asserts, or fails to find libpulse, at import time
+        # soundcard reports a refused connection as a bare AssertionError: say what it means.
+        detail = f" ({exc})" if str(exc) else ""
         raise AudioDeviceError(
-            "cannot reach a sound server (PulseAudio or PipeWire with pipewire-pulse): "
-            f"{type(exc).__name__}: {exc}".rstrip(": ")
+            "cannot reach a sound server: is PulseAudio, or PipeWire with pipewire-pulse, "
+            f"running for this user?{detail}"
         ) from exc
     return soundcard
 
