@@ -6,11 +6,9 @@ with tesseract. Short clips and ``--language en`` throughout: the model is the s
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import select
 import shlex
 import subprocess
 import time
@@ -25,6 +23,7 @@ import pytest
 from PIL import Image, ImageGrab, ImageOps
 
 from nova_common.nats_server import EmbeddedNatsServer, free_port
+from tests.desktop import xvfb as x_server
 from tests.processes import (
     NOVA,
     TWO_SENTENCES,
@@ -432,31 +431,10 @@ def test_system_audio_from_a_null_sink(
 
 
 @pytest.fixture
-def xvfb(tmp_path: Path) -> Iterator[str]:
-    """A real X server on a display number it picks itself (``-displayfd``): free by
-    construction, whatever else runs on the machine."""
-    binary = require_tool("Xvfb")
-    read_end, write_end = os.pipe()
-    log = (tmp_path / "xvfb.log").open("wb")
-    server = subprocess.Popen(
-        [binary, "-displayfd", str(write_end), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
-        pass_fds=(write_end,), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-    )  # fmt: skip
-    os.close(write_end)
-    try:
-        ready, _, _ = select.select([read_end], [], [], 30)
-        assert ready, f"Xvfb did not start: {(tmp_path / 'xvfb.log').read_text()}"
-        number = os.read(read_end, 64).decode().strip()
-        assert number.isdigit(), number
-        yield f":{number}"
-    finally:
-        os.close(read_end)
-        server.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            server.wait(10)
-        if server.poll() is None:
-            server.kill()
-        log.close()
+def xvfb() -> Iterator[str]:
+    """A real X server of the test's own (tests/desktop.py)."""
+    with x_server() as display:
+        yield display
 
 
 def x(tool: str, *args: str, display: str) -> str:
