@@ -16,8 +16,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -198,6 +200,40 @@ def wait_healthy(process: NovaProcess, http_url: str, *, workers: int = 1) -> di
         raise AssertionError(
             f"{exc}; last answer {http_get(http_url + '/health/full')}\n{process.describe()}"
         ) from None
+
+
+@dataclass
+class RunningUp:
+    """A `nova up` a test started, as a user starts it."""
+
+    process: NovaProcess
+    port: int
+    prefix: str
+    # Its NATS and subject prefix: a second gateway started with it shares its workers.
+    env: dict[str, str]
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@contextlib.contextmanager
+def nova_up(nats_url: str, data_dir: Path, log_dir: Path, name: str = "up") -> Iterator[RunningUp]:
+    """`nova up --port P` against the test session's nats-server (so it leaves port 4222
+    alone) with a subject prefix of its own, once it is healthy. Module fixtures use it, so
+    it cannot take the per-test ``prefix`` fixture: it makes its own."""
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    port = free_port()
+    env = nova_env(data_dir, NOVA_NATS_URL=nats_url, NOVA_NATS_SUBJECT_PREFIX=prefix)
+    with nova_process(["up", "--port", str(port)], env=env, log_dir=log_dir, name=name) as process:
+        process.wait_for_stdout(r"Nova Voice is up")
+        running = RunningUp(process, port, prefix, env)
+        wait_healthy(process, running.http_url)
+        yield running
 
 
 def in_fresh_loop(fn: Callable[[], Coroutine[Any, Any, T]]) -> T:

@@ -31,7 +31,7 @@ from tests.page_harness import (
     launch_options,
     page_state,
 )
-from tests.processes import NovaProcess, nova_env, nova_process, wait_healthy
+from tests.processes import NovaProcess, nova_env, nova_process, nova_up
 from tests.speech import normalise, silence, speak, wer, with_pauses, write_wav
 
 pytestmark = pytest.mark.browser
@@ -63,21 +63,12 @@ def nova(
     nats_server: EmbeddedNatsServer, cli_dir: Path, cli_data_dir: Path
 ) -> Iterator[RunningNova]:
     """`nova up` on the session's nats-server, as a user starts it."""
-    port = free_port()
-    env = nova_env(
-        cli_data_dir,
-        NOVA_NATS_URL=nats_server.url,
-        NOVA_NATS_SUBJECT_PREFIX=f"t{uuid.uuid4().hex[:10]}",
-    )
-    with nova_process(
-        ["up", "--port", str(port)], env=env, log_dir=cli_dir / "logs", name="up-page"
-    ) as process:
-        url = f"http://127.0.0.1:{port}"
+    with nova_up(nats_server.url, cli_data_dir, cli_dir / "logs", name="up-page") as running:
+        url = running.http_url
         # The banner names the page first.
-        process.wait_for_stdout(rf"Nova Voice is up: {url}/ ")
-        assert f"ws://127.0.0.1:{port}/ws" in process.stdout
-        wait_healthy(process, url)
-        yield RunningNova(process, url)
+        assert f"Nova Voice is up: {url}/ " in running.process.stdout
+        assert f"ws://127.0.0.1:{running.port}/ws" in running.process.stdout
+        yield RunningNova(running.process, url)
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,7 @@ import subprocess
 import termios
 import threading
 import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import av
@@ -27,18 +25,17 @@ import pytest
 from nova_client.streaming import GatewayError, stream_audio
 from nova_common.audio_file import pcm_chunks, probe
 from nova_common.messages import StartMessage
-from nova_common.nats_server import EmbeddedNatsServer, free_port
+from nova_common.nats_server import EmbeddedNatsServer
 from tests.processes import (
     NOVA,
     RUN_TIMEOUT,
     TWO_SENTENCES,
-    NovaProcess,
+    RunningUp,
     in_fresh_loop,
     nova_env,
-    nova_process,
+    nova_up,
     run_nova,
     unused_port,
-    wait_healthy,
 )
 from tests.speech import normalise, read_wav, resample, wer, write_wav
 
@@ -67,38 +64,13 @@ def parse_cues(body: str, time_re: str) -> list[tuple[str, float, float, str]]:
     return cues
 
 
-@dataclass
-class RunningUp:
-    process: NovaProcess
-    port: int
-    prefix: str
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
-
-    @property
-    def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-
 @pytest.fixture(scope="module")
 def up(nats_server: EmbeddedNatsServer, cli_dir: Path, cli_data_dir: Path) -> Iterator[RunningUp]:
-    """`nova up --port P` against the session's nats-server (so it leaves port 4222 alone).
-
-    Module-scoped, so it cannot take the per-test ``prefix`` fixture: it makes its own.
-    """
-    prefix = f"t{uuid.uuid4().hex[:10]}"
-    port = free_port()
-    env = nova_env(cli_data_dir, NOVA_NATS_URL=nats_server.url, NOVA_NATS_SUBJECT_PREFIX=prefix)
-    with nova_process(
-        ["up", "--port", str(port)], env=env, log_dir=cli_dir / "logs", name="up"
-    ) as process:
-        process.wait_for_stdout(r"Nova Voice is up: http://127\.0\.0\.1:(\d+)/ ")
-        running = RunningUp(process, port, prefix)
-        assert f"ws://127.0.0.1:{port}/ws" in process.stdout
-        assert f"NATS: {nats_server.url}" in process.stdout
-        wait_healthy(process, running.http_url)
+    with nova_up(nats_server.url, cli_data_dir, cli_dir / "logs") as running:
+        port = running.port
+        assert re.search(rf"Nova Voice is up: http://127\.0\.0\.1:{port}/ ", running.process.stdout)
+        assert f"ws://127.0.0.1:{port}/ws" in running.process.stdout
+        assert f"NATS: {nats_server.url}" in running.process.stdout
         yield running
 
 

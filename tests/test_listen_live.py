@@ -13,7 +13,6 @@ import shlex
 import subprocess
 import time
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +27,10 @@ from tests.processes import (
     NOVA,
     TWO_SENTENCES,
     NovaProcess,
+    RunningUp,
     nova_env,
     nova_process,
+    nova_up,
     run_nova,
     unused_port,
     wait_healthy,
@@ -46,33 +47,11 @@ SGR = re.compile(r"\x1b\[[0-9;]*m")
 WINDOW_TITLE = "Nova Voice subtitles"
 
 
-@dataclass
-class RunningUp:
-    process: NovaProcess
-    port: int
-    # Its NATS and subject prefix: a second gateway started with it shares its workers.
-    env: dict[str, str]
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
-
-
 @pytest.fixture(scope="module")
 def up(nats_server: EmbeddedNatsServer, cli_dir: Path, cli_data_dir: Path) -> Iterator[RunningUp]:
-    port = free_port()
-    env = nova_env(
-        cli_data_dir,
-        NOVA_NATS_URL=nats_server.url,
-        NOVA_NATS_SUBJECT_PREFIX=f"t{uuid.uuid4().hex[:10]}",
-    )
-    with nova_process(
-        ["up", "--port", str(port)], env=env, log_dir=cli_dir / "logs", name="up-listen"
-    ) as process:
-        process.wait_for_stdout(r"Nova Voice is up")
-        assert "translation: apertium" in process.stdout, process.describe()
-        wait_healthy(process, f"http://127.0.0.1:{port}")
-        yield RunningUp(process, port, env)
+    with nova_up(nats_server.url, cli_data_dir, cli_dir / "logs", name="up-listen") as running:
+        assert "translation: apertium" in running.process.stdout, running.process.describe()
+        yield running
 
 
 def client_env(**extra: str) -> dict[str, str]:

@@ -16,16 +16,21 @@ import re
 import subprocess
 import time
 import unicodedata
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from nova_common.nats_server import EmbeddedNatsServer, free_port
+from nova_common.nats_server import EmbeddedNatsServer
 from tests.desktop import TkTextWindow, XtermLine, held_keys, x_env, xdotool, xvfb
-from tests.processes import NOVA, NovaProcess, nova_env, nova_process, wait_healthy, wait_until
+from tests.processes import (
+    NOVA,
+    NovaProcess,
+    nova_env,
+    nova_up,
+    wait_until,
+)
 from tests.speech import require_tool, silence, speak, wer, with_pauses, write_wav
 
 pytestmark = [pytest.mark.slow, pytest.mark.desktop]
@@ -38,15 +43,8 @@ NO_SPACE_BEFORE = tuple(",.;:!?")
 @pytest.fixture(scope="module")
 def up(nats_server: EmbeddedNatsServer, cli_dir: Path, cli_data_dir: Path) -> Iterator[str]:
     """A running Nova; its WebSocket URL."""
-    port = free_port()
-    env = nova_env(cli_data_dir, NOVA_NATS_URL=nats_server.url,
-                   NOVA_NATS_SUBJECT_PREFIX=f"t{uuid.uuid4().hex[:10]}")  # fmt: skip
-    with nova_process(
-        ["up", "--port", str(port)], env=env, log_dir=cli_dir / "logs", name="up-type"
-    ) as process:
-        process.wait_for_stdout(r"Nova Voice is up")
-        wait_healthy(process, f"http://127.0.0.1:{port}")
-        yield f"ws://127.0.0.1:{port}/ws"
+    with nova_up(nats_server.url, cli_data_dir, cli_dir / "logs", name="up-type") as running:
+        yield running.ws_url
 
 
 @pytest.fixture
