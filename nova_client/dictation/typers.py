@@ -119,6 +119,9 @@ async def _run(argv: Sequence[str], env: Mapping[str, str] | None = None) -> Non
     process = await asyncio.create_subprocess_exec(
         *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE, env=None if env is None else dict(env),
+        # Out of the terminal's process group: a Ctrl-C meant for `nova type` must not kill
+        # xdotool between a key's press and its release (the key would stay down, repeating).
+        start_new_session=True,
     )  # fmt: skip
     _, stderr = await process.communicate()
     if process.returncode != 0:
