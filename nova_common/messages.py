@@ -31,6 +31,21 @@ class Word(msgspec.Struct, frozen=True, kw_only=True):
 # --------------------------------------------------------------------------- inter-service
 
 
+class LanguageWeight(msgspec.Struct, frozen=True, kw_only=True):
+    """One language's share of a belief about what is spoken (Whisper code, 0..1)."""
+
+    language: str
+    weight: float
+
+
+class SegmentEnd(msgspec.Struct, frozen=True, kw_only=True):
+    """Where Whisper ended a segment of a partial's text (a sentence or clause, by its own
+    timestamps): after the first ``words`` words of the text, at ``end`` in session seconds."""
+
+    words: int
+    end: float
+
+
 class AudioSegment(msgspec.Struct, frozen=True, kw_only=True):
     """One self-contained utterance (or partial window) for the STT stage, PCM16 16 kHz mono."""
 
@@ -56,6 +71,9 @@ class AudioSegment(msgspec.Struct, frozen=True, kw_only=True):
     word_timestamps: bool = False
     # Vocabulary or context for Whisper (its initial prompt), e.g. names it should spell right.
     prompt: str = ""
+    # With language None: what the session's earlier utterances were heard as, so a short or
+    # unclear utterance is decided by the session, not alone (empty: no evidence yet).
+    language_prior: tuple[LanguageWeight, ...] = ()
 
 
 class TranslationRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -88,6 +106,11 @@ class Transcript(msgspec.Struct, frozen=True, kw_only=True, tag="transcript", ta
     suppressed: tuple[str, ...] = ()
     revision: int = 0
     words: tuple[Word, ...] = ()
+    # What this utterance alone sounded like (detection before any session prior), most
+    # probable first; empty when the language was given.
+    language_scores: tuple[LanguageWeight, ...] = ()
+    # Partials only: Whisper's own segment ends in the text, where an utterance may be cut.
+    segment_ends: tuple[SegmentEnd, ...] = ()
 
 
 class SegmentFailed(

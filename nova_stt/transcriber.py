@@ -58,20 +58,53 @@ class SpeechResult:
     # Why text was dropped or trimmed (nova_stt.filters), one reason per segment affected.
     suppressed: tuple[str, ...] = ()
     words: tuple[TimedWord, ...] = ()
+    # Partials: (words of ``text`` before it, seconds from the audio's start) per segment end.
+    segment_ends: tuple[tuple[int, float], ...] = ()
 
 
-def _spoken_tokens(tokens: list[int], tokenizer: Tokenizer, duration: float) -> list[int]:
+@dataclass(frozen=True)
+class SpokenText:
+    tokens: list[int]
+    # (text tokens before it, seconds) for each segment end Whisper marked inside the audio.
+    ends: list[tuple[int, float]]
+
+
+def _spoken_tokens(tokens: list[int], tokenizer: Tokenizer, duration: float) -> SpokenText:
     """The text tokens of segments that start inside the audio. In a window longer than its
     audio Whisper sometimes goes on writing into the silent padding — the last sentence again,
     or a loop; its own timestamps say where that text would be, and it is dropped."""
     kept: list[int] = []
+    ends: list[tuple[int, float]] = []
     for token in tokens:
         if token >= tokenizer.timestamp_begin:
-            if (token - tokenizer.timestamp_begin) * SECONDS_PER_TIMESTAMP >= duration - 0.1:
+            at = (token - tokenizer.timestamp_begin) * SECONDS_PER_TIMESTAMP
+            if at >= duration - 0.1:
                 break
+            # A segment closes with a timestamp after text; the next opens with the same one.
+            if kept and (not ends or ends[-1][0] != len(kept)):
+                ends.append((len(kept), at))
         elif token < tokenizer.eot:
             kept.append(token)
-    return kept
+    return SpokenText(kept, ends)
+
+
+def segment_ends(
+    spoken: SpokenText, tokenizer: Tokenizer, text: str
+) -> tuple[tuple[int, float], ...]:
+    """Segment ends as (words of ``text`` before it, seconds): a cut may go there once those
+    words are committed. An end inside a word (a token boundary that is no word boundary) is
+    left out."""
+    words_in_text = len(text.split())
+    out: list[tuple[int, float]] = []
+    for n_tokens, at in spoken.ends:
+        head = tokenizer.decode(spoken.tokens[:n_tokens])
+        rest = tokenizer.decode(spoken.tokens[n_tokens:])
+        if rest and not rest[0].isspace():
+            continue
+        words = len(head.split())
+        if 0 < words <= words_in_text:
+            out.append((words, at))
+    return tuple(out)
 
 
 def window_seconds(duration: float) -> int:
@@ -300,8 +333,8 @@ class SpeechToText:
             return_scores=True,
             return_no_speech_prob=True,
         )[0]
-        text = tokenizer.decode(_spoken_tokens(result.sequences_ids[0], tokenizer, duration))
-        text = text.strip()
+        spoken = _spoken_tokens(result.sequences_ids[0], tokenizer, duration)
+        text = tokenizer.decode(spoken.tokens).strip()
         evidence = SegmentEvidence(
             text=text,
             no_speech_prob=result.no_speech_prob,
@@ -311,12 +344,17 @@ class SpeechToText:
         )
         written = "en" if task == "translate" else language
         reason = segment_verdict(evidence, written, self.filters)
+        ends: tuple[tuple[int, float], ...] = ()
         if reason is None:
-            text = break_repetitions(text, self.filters.max_repeats)
+            looped = break_repetitions(text, self.filters.max_repeats)
+            # Ends counted in a loop's words would point past what is left of it.
+            ends = segment_ends(spoken, tokenizer, text) if looped == text else ()
+            text = looped
         return SpeechResult(
             text="" if reason else text,
             language=language,
             language_probability=float(probability),
             compute_s=time.perf_counter() - started,
             suppressed=(reason,) if reason else (),
+            segment_ends=ends,
         )

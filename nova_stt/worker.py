@@ -22,6 +22,7 @@ from nova_common.fate import Fate, PermanentError
 from nova_common.lifecycle import RetryPolicy, id_header, settle
 from nova_common.messages import (
     AudioSegment,
+    SegmentEnd,
     SegmentFailed,
     Task,
     Transcript,
@@ -235,6 +236,10 @@ class SttWorker(PullWorker):
                     probability=round(w.probability, 3),
                 )
                 for w in result.words
+            ),
+            segment_ends=tuple(
+                SegmentEnd(words=words, end=round(segment.start + at, 3))
+                for words, at in result.segment_ends
             ),
         )
 
