@@ -86,12 +86,9 @@ lint: install-test
 schemas: install
 	$(BIN)/python -m nova_common.schemas
 
+# The real-time suite first (it refreshes the README's table), then the other bench/ scripts.
 bench: install-test
-	$(BIN)/python bench/latency.py --partials off
-	$(BIN)/python bench/translation.py
-	$(BIN)/python bench/partials.py
-	$(BIN)/python bench/page_latency.py
-	$(BIN)/python bench/typing_latency.py
+	$(BIN)/nova bench --all
 
 # Re-resolve the locks from pyproject.toml: versions already locked are kept unless a changed
 # bound excludes them; `make lock UPGRADE=1` takes the newest allowed. The build backend named in

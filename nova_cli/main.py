@@ -146,6 +146,10 @@ def _parser() -> argparse.ArgumentParser:
     ty.add_argument(
         "--log-finals", type=Path, metavar="FILE", help="also write each final as a JSON line here"
     )
+    from nova_cli.bench import add_bench_arguments
+
+    bench = sub.add_parser("bench", parents=[common], help="the real-time benchmark (--all: all)")
+    add_bench_arguments(bench)
     return parser
 
 
@@ -264,6 +268,10 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             typer=args.typer,
             log_finals=args.log_finals,
         )
+    if command == "bench":
+        from nova_cli.bench import run_from_args
+
+        return await asyncio.to_thread(run_from_args, args)
     raise AssertionError(command)
 
 
