@@ -35,33 +35,26 @@ def plot(report: dict[str, Any], path: Path) -> None:
         p50 = [_value(r[key]["p50"]) for r in runs]
         p95 = [_value(r[key]["p95"]) for r in runs]
         ax.plot(streams, p95, "o-", color=colour, label=f"{label} p95")
-        ax.plot(streams, p50, "o:", color=colour, alpha=0.6, label=f"{label} p50")
+        ax.plot(streams, p50, "o:", color=colour, alpha=0.5)
+        # A target holds at one stream count: a wide bar at that N, in the figure's colour.
         targets = report["targets"].get(target_key, {})
-        if targets:
-            xs = sorted(int(n) for n in targets)
-            ax.plot(
-                xs,
-                [targets[str(n)] for n in xs],
-                "--",
-                color=colour,
-                linewidth=1,
-                drawstyle="steps-post" if len(xs) > 1 else "default",
-                marker="_",
-                markersize=18,
-                label=f"{label} p95 target",
-            )
-    ax.set_xlabel("concurrent real-time streams")
+        xs = [int(n) for n in targets]
+        ax.plot(xs, [targets[str(n)] for n in xs], "_", color=colour, markersize=28, mew=2.5)
+    ax.plot([], [], "k_", markersize=14, mew=2.5, label="target (p95)")
+    ax.plot([], [], "ko:", alpha=0.5, label="p50")
+    ax.set_xlabel("concurrent real-time streams, each its own session")
     ax.set_ylabel("seconds after the word's end in the audio")
     ax.set_xticks(streams)
-    ax.set_yscale("symlog", linthresh=1.0)
+    ax.set_xlim(min(streams) - 0.7, max(streams) + 0.7)
+    ax.set_yscale("log")
     summary = report["summary"]
     ax.set_title(
-        f"Nova real time, {report['config']['session_audio_s']:.1f} s fluent speech; "
+        f"Nova, {report['config']['session_audio_s']:.1f} s of fluent speech per stream; "
         f"streams sustained: {summary['streams_sustained']}",
         fontsize=10,
     )
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7, ncol=2, loc="upper left")
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)

@@ -187,6 +187,8 @@ def run_from_args(args: argparse.Namespace) -> int:
     passed: list[str] = []
     for flag in ("streams", "seconds", "language", "stt_workers", "stt_threads", "out", "data_dir"):
         value = getattr(args, flag)
+        if flag == "data_dir" and value is not None:
+            value = str(Path(value).resolve())  # the script runs in the checkout, not here
         if value is not None:
             passed += [f"--{flag.replace('_', '-')}", value]
     for setting in args.env:
