@@ -52,6 +52,7 @@ from bench.realtime_stack import RunningStack, nova_stack  # noqa: E402
 from bench.realtime_streams import CHUNK_MS, StreamOutcome, run_streams  # noqa: E402
 from bench.realtime_words import (  # noqa: E402
     RefWord,
+    StreamRecord,
     end_of_speech_lags,
     finals_text,
     first_partial_lags,
@@ -135,7 +136,36 @@ def analyse(
         "errors": [f"{e.code}: {e.reason}" for o in outcomes if o.result for e in o.result.errors],
         "notices": sorted({code for o in outcomes for code in o.notices}),
         "max_send_lag_s": round(max(o.max_send_lag_s for o in outcomes), 3),
+        "first_stream_events": timeline(outcomes[0].record) if outcomes else [],
     }
+
+
+def timeline(record: StreamRecord) -> list[dict[str, Any]]:
+    """One stream's events in session seconds: where a missed target's time went."""
+    if record.t0 is None:
+        return []
+    t0 = record.t0
+    events = [
+        {
+            "at": round(at - t0, 3),
+            "type": "partial",
+            "seq": p.seq,
+            "span": [p.start, p.end],
+            "committed": p.committed,
+            "text": p.text,
+        }
+        for at, p in record.partials
+    ] + [
+        {
+            "at": round(at - t0, 3),
+            "type": "final",
+            "seq": f.seq,
+            "span": [f.start, f.end],
+            "text": f.text,
+        }
+        for at, f in record.finals
+    ]
+    return sorted(events, key=lambda e: e["at"])
 
 
 def streams_sustained(runs: list[dict[str, Any]]) -> int:

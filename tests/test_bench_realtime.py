@@ -218,3 +218,45 @@ def test_nova_bench_measures_one_short_stream(tmp_path: Path) -> None:
     assert report["summary"]["sequential"]["s_per_audio_s"] > 0
     assert out.with_suffix(".png").stat().st_size > 1000
     assert "| 1 |" in readme.read_text()
+
+
+def test_seconds_keeps_whole_recordings_so_the_references_hold() -> None:
+    from bench.realtime import session_audio
+
+    audio, truth, names = session_audio(11.0)
+    assert len(names) == 2 and 10.0 < len(audio) / 16000 <= 11.0
+    assert truth.startswith("and mister john dashwood") and truth.endswith("ill disposed young man")
+    assert len(session_audio(1.0)[2]) == 1  # at least one recording, however short the limit
+    whole, _, all_names = session_audio(None)
+    assert len(all_names) == 5 and 24.0 < len(whole) / 16000 < 25.5  # no silence added
+
+
+def test_nova_bench_passes_its_flags_to_the_script(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import nova_cli.bench as bench
+    from nova_cli.main import _parser
+
+    seen: dict[str, Any] = {}
+
+    def fake_run_bench(args: list[str], *, run_all: bool, readme: Path | None) -> int:
+        seen.update(args=args, run_all=run_all, readme=readme)
+        return 0
+
+    monkeypatch.setattr(bench, "run_bench", fake_run_bench)
+    monkeypatch.chdir(tmp_path)
+    argv = ["bench", "--streams", "1,4", "--seconds", "8", "--env", "NOVA_STT_BEAM_SIZE=1"]
+    assert bench.run_from_args(_parser().parse_args([*argv, "--out", "r.json", "--all"])) == 0
+    assert seen["args"] == [
+        "--streams",
+        "1,4",
+        "--seconds",
+        "8",
+        "--out",
+        "r.json",
+        "--env",
+        "NOVA_STT_BEAM_SIZE=1",
+    ]
+    assert seen["run_all"] and seen["readme"] == REPO / "README.md"
+    bench.run_from_args(_parser().parse_args([*argv, "--no-readme"]))
+    assert seen["readme"] is None
