@@ -100,7 +100,7 @@ def realtime_table(report: dict[str, Any]) -> str:
         for b in report.get("batched", [])
     )
     lines = [
-        f"Reproduce with `{config['command']}` (or `nova bench`); "
+        f"Reproduce with `{config['command']}` (or `nova bench` with the same flags); "
         f"{config['session_audio_s']:.1f} s of speech, language `{config['language']}`, "
         f"{config['stt_workers']} STT worker(s), model {machine.get('model', '?')} "
         f"{machine.get('compute_type', '')}, beam {machine.get('beam_size', '?')}, "
