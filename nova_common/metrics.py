@@ -21,6 +21,8 @@ class GatewayMetrics:
     translations_delivered: Counter
     partials_delivered: Counter
     partial_latency: Histogram
+    utterance_cuts: Counter
+    falling_behind: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> GatewayMetrics:
@@ -65,6 +67,17 @@ class GatewayMetrics:
                 "nova_gateway_translations_delivered", "Translations forwarded to clients",
                 registry=registry,
             ),
+            utterance_cuts=Counter(
+                "nova_gateway_utterance_cuts",
+                "Utterances ended where their committed partial text closed a sentence "
+                "or clause, before any pause",
+                registry=registry,
+            ),
+            falling_behind=Counter(
+                "nova_gateway_falling_behind",
+                "Sessions told their finals are falling behind the speech",
+                registry=registry,
+            ),
         )  # fmt: skip
 
 
@@ -83,7 +96,8 @@ class SttMetrics:
         return cls(
             partials_dropped=Counter(
                 "nova_stt_partials_dropped",
-                "Partial windows dropped: stale, superseded in the same batch, or failed",
+                "Partial windows dropped: stale, superseded in the same batch, yielded to a final, "
+                "or failed",
                 ["reason"], registry=registry,
             ),
             suppressed=Counter(

@@ -87,6 +87,30 @@ def topology(
         duplicate_window=streams.duplicate_window_s,
         num_replicas=streams.replicas,
     )
+    windows = StreamConfig(
+        name=subjects.windows_stream,
+        description="Partial windows of utterances in progress (best effort; newest per session)",
+        subjects=[subjects.windows_all],
+        retention=RetentionPolicy.WORK_QUEUE,
+        # Ephemeral by design: lost with the server, replaced by the next window or the final.
+        storage=StorageType.MEMORY,
+        # One per session subject: a newer window replaces one not yet fetched.
+        max_msgs_per_subject=1,
+        discard=DiscardPolicy.OLD,
+        max_age=stt.partial_max_age_s,
+        duplicate_window=min(streams.duplicate_window_s, stt.partial_max_age_s),
+        num_replicas=streams.replicas,
+    )
+    windows_consumer = ConsumerConfig(
+        durable_name=stt.windows_durable,
+        description="Speech-to-text workers take partial windows from here when no final waits",
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=max(stt.partial_max_age_s * 2, 5.0),
+        # Never redelivered: a window not answered is replaced by the next one.
+        max_deliver=1,
+        filter_subject=subjects.windows_all,
+        max_ack_pending=10_000,
+    )
     stt_consumer = _workers_consumer(
         stt.durable, subjects.audio_all, "Speech-to-text workers share this pull consumer", streams
     )
@@ -94,8 +118,12 @@ def topology(
         mt.durable, subjects.text_all, "Translation workers share this pull consumer", streams
     )
     return Topology(
-        streams=(audio, text, results),
-        consumers=((subjects.audio_stream, stt_consumer), (subjects.text_stream, mt_consumer)),
+        streams=(audio, text, results, windows),
+        consumers=(
+            (subjects.audio_stream, stt_consumer),
+            (subjects.text_stream, mt_consumer),
+            (subjects.windows_stream, windows_consumer),
+        ),
     )
 
 

@@ -271,6 +271,8 @@ class PullWorker:
             consumer=consumer,
             name=self.worker_id,
         )
+        # A worker may pull from more than one consumer (STT: finals, then partial windows).
+        self._loops = [self._pull]
         self.processed = 0
         self._in_flight = 0
 
@@ -284,7 +286,8 @@ class PullWorker:
 
     def stop(self) -> None:
         """Stop fetching; the batch in hand is finished, published and acked first."""
-        self._pull.stop()
+        for loop in self._loops:
+            loop.stop()
 
     async def run(self) -> None:
         heartbeat = asyncio.create_task(
@@ -292,7 +295,7 @@ class PullWorker:
         )
         try:
             log.info(f"{self.role} worker ready", worker=self.worker_id)
-            await self._pull.run()
+            await asyncio.gather(*(loop.run() for loop in self._loops))
         finally:
             heartbeat.cancel()
             # Waits for work still running in the thread: off the loop, not blocking it.

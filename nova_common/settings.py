@@ -51,12 +51,15 @@ class VadSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     preroll_ms: int = 300
     end_silence_ms: int = 600
     min_speech_ms: int = 150
-    max_utterance_s: float = 25.0
+    # The longest any word may wait to be final. Fluent speakers pause less than end_silence_ms
+    # between sentences, so the utterance is normally cut sooner, where the partials' committed
+    # text ends a sentence; past this bound it is cut at its quietest point.
+    max_unfinal_s: float = 8.0
 
     def __post_init__(self) -> None:
         # Whisper sees 30 s at a time, and a longer segment would exceed NATS's 1 MB payload.
-        if not 1.0 <= self.max_utterance_s <= 30.0:
-            raise ValueError("vad.max_utterance_s must be between 1 and 30 seconds")
+        if not 1.0 <= self.max_unfinal_s <= 30.0:
+            raise ValueError("vad.max_unfinal_s must be between 1 and 30 seconds")
         if not 0 <= self.aggressiveness <= 3:
             raise ValueError("vad.aggressiveness must be 0, 1, 2 or 3")
 
@@ -76,13 +79,18 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     # Partial results (profile `subtitles`): a window per this much new speech, at most one in
     # flight per session (workers answer even a window they drop; one unanswered this long —
     # an answer lost on the way — no longer blocks the next).
-    partial_interval_s: float = 1.0
+    # A word is committed once two windows agree on it, so the cadence sets how soon it is
+    # settled; windows run only on the model's spare time, so under load it slows by itself.
+    partial_interval_s: float = 0.5
     # The first window of an utterance, once it holds this much audio (with the VAD's pre-roll):
     # the first words should appear within a second of the speaker starting.
     first_partial_s: float = 0.8
     partial_answer_within_s: float = 10.0
+    # A session whose oldest final has been owed this long gets a `falling_behind` notice
+    # (0: never): the workers cannot keep up with the speech.
+    falling_behind_s: float = 15.0
     # Profile `typing`: quicker partials, and an utterance ends after a shorter silence.
-    typing_partial_interval_s: float = 0.5
+    typing_partial_interval_s: float = 0.3
     typing_end_silence_ms: int = 300
     # Profile `subtitles`: caption lines of at most this many characters, two at a time.
     caption_chars: int = 42
@@ -117,6 +125,10 @@ class SttSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     # A partial window that waited longer than this in the queue is dropped unrun: by then a
     # newer one is on its way, and finals must not wait behind old partials.
     partial_max_age_s: float = 2.0
+    # Partial windows come from a consumer of their own (stream WINDOWS), fetched only while no
+    # final is waiting for the model.
+    windows_durable: str = "stt-windows"
+    windows_batch_size: int = 8
     # A pull subscription can go quiet after a server restart (DESIGN §7): after this many empty
     # fetches in a row, or failed ones, the worker checks its consumer and binds afresh.
     rebind_after_idle: int = 30
@@ -186,6 +198,10 @@ _REMOVED = {
     ("gateway", "openai_port"): (
         "the OpenAI-compatible API is served under /v1 on the gateway's own port "
         "(gateway.port, NOVA_GATEWAY_PORT, --port); remove the setting"
+    ),
+    ("vad", "max_utterance_s"): (
+        "utterances are cut where the speech allows, and vad.max_unfinal_s "
+        "(NOVA_VAD_MAX_UNFINAL_S) bounds how long any word may wait to be final"
     ),
 }
 

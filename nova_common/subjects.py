@@ -46,6 +46,10 @@ class Subjects:
     def text_stream(self) -> str:
         return f"{self._stream_base}_TEXT"
 
+    @property
+    def windows_stream(self) -> str:
+        return f"{self._stream_base}_WINDOWS"
+
     # Subjects
     def audio(self, session_id: str) -> str:
         return f"{self.prefix}.audio.{session_id}"
@@ -53,6 +57,15 @@ class Subjects:
     @property
     def audio_all(self) -> str:
         return f"{self.prefix}.audio.*"
+
+    def windows(self, session_id: str) -> str:
+        """Partial windows of the utterance in progress, apart from AUDIO: its depth is finals
+        owed, and a backlog of windows can never stand in front of a final."""
+        return f"{self.prefix}.windows.{session_id}"
+
+    @property
+    def windows_all(self) -> str:
+        return f"{self.prefix}.windows.*"
 
     def results(self, session_id: str) -> str:
         return f"{self.prefix}.results.{session_id}"

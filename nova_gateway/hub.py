@@ -125,6 +125,7 @@ class SessionHub:
             partials=self._partials_for(start),
             caption_chars=self.settings.caption_chars if start.profile == "subtitles" else 0,
             stt_alive=lambda: bool(self.workers.alive("stt")),
+            falling_behind_s=self.settings.falling_behind_s,
         )
         watchdog = asyncio.create_task(self._watch(session))
         self.metrics.sessions_total.inc()

@@ -28,6 +28,11 @@ def _norm(word: str) -> str:
     return _NOT_WORD.sub("", word.lower())
 
 
+def same_words(a: list[str], b: list[str]) -> bool:
+    """Equal word for word in comparison form (case and punctuation aside)."""
+    return len(a) == len(b) and _common_prefix(a, b) == len(a)
+
+
 def _common_prefix(a: list[str], b: list[str]) -> int:
     n = 0
     for x, y in zip(a, b, strict=False):

@@ -1,4 +1,5 @@
-"""Publishing utterances to the AUDIO stream: idempotent message ids, bounded retries."""
+"""Publishing utterances to the AUDIO stream (partial windows to WINDOWS): idempotent message
+ids, bounded retries."""
 
 from __future__ import annotations
 
@@ -42,6 +43,12 @@ class AudioPublisher:
         # Same id on every attempt: if an attempt was stored but its ack lost, the retry is dropped
         # by the stream's duplicate window instead of being transcribed twice.
         headers = id_header(segment)
+        # Windows apart from utterances: AUDIO's depth is finals owed (the autoscaler reads it).
+        subject = (
+            self._subjects.windows(segment.session_id)
+            if segment.kind == "partial"
+            else self._subjects.audio(segment.session_id)
+        )
         try:
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception_type(_TRANSIENT),
@@ -50,9 +57,7 @@ class AudioPublisher:
                 reraise=True,
             ):
                 with attempt:
-                    await self._js.publish(
-                        self._subjects.audio(segment.session_id), payload, headers=headers
-                    )
+                    await self._js.publish(subject, payload, headers=headers)
         except APIError as exc:
             self._metrics.publish_failures.labels("rejected", segment.kind).inc()
             raise PublishRejected(

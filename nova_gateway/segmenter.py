@@ -1,8 +1,11 @@
 """Cutting a 16 kHz mono stream into utterances with webrtcvad.
 
 Pre-roll keeps the first word from being clipped; an utterance ends after a configurable run of
-silence (kept, so sentence ends are not cut); one that grows past the maximum length is split at
-its quietest frame in the second half, and the rest carries on as the next utterance.
+silence (kept, so sentence ends are not cut). In fluent speech the pauses between sentences are
+shorter than that silence, so the session cuts the utterance in progress where its partials'
+committed text ends a sentence (``cut_near``); one that still grows past ``max_unfinal_s`` is
+split at its quietest frame in the second half. Either way the rest carries on as the next
+utterance, and no sample is in two utterances or in none.
 """
 
 from __future__ import annotations
@@ -21,6 +24,10 @@ FRAME = RATE * FRAME_MS // 1000  # samples per VAD frame
 # Speech starts when this many of the last START_WINDOW frames are voiced.
 START_WINDOW = 8
 START_VOICED = 5
+# A cut near a time Whisper gave (a segment end) looks this far around it for the pause: its
+# timestamps fall anywhere in the pause between sentences, and are 20 ms steps at best.
+CUT_SEARCH_BEFORE_S = 0.3
+CUT_SEARCH_AFTER_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -52,7 +59,7 @@ class UtteranceSegmenter:
         self._preroll = max(settings.preroll_ms // FRAME_MS, 0)
         self._end_silence = max(settings.end_silence_ms // FRAME_MS, 1)
         self._min_voiced = settings.min_speech_ms // FRAME_MS
-        self._max_frames = int(settings.max_utterance_s * 1000 // FRAME_MS)
+        self._max_frames = int(settings.max_unfinal_s * 1000 // FRAME_MS)
         self._pending = np.zeros(0, dtype=np.int16)
         self._index = 0
         self._ring: deque[_Frame] = deque(maxlen=self._preroll + START_WINDOW)
@@ -92,10 +99,36 @@ class UtteranceSegmenter:
         return [done] if done.voiced_ms >= self._min_voiced * FRAME_MS else []
 
     def in_progress(self) -> Utterance | None:
-        """The utterance being spoken, so far (for partial windows); None between utterances."""
+        """The utterance being spoken, so far (for partial windows); None between utterances.
+        Copies its audio: ask ``in_progress_span`` first, on every frame."""
         if self._speech is None:
             return None
         return self._emit(self._speech)
+
+    def in_progress_span(self) -> tuple[float, float] | None:
+        """(start, end) in seconds of the utterance being spoken; None between utterances."""
+        if self._speech is None:
+            return None
+        first = self._speech[0].index * FRAME
+        return first / RATE, (first + len(self._speech) * FRAME) / RATE
+
+    def cut_near(self, at: float) -> Utterance | None:
+        """End the utterance in progress near ``at`` (session seconds), in the pause there:
+        the most silent unvoiced frame within the search window, or the quietest one if none is
+        unvoiced. Returns the complete head; the rest stays in progress. None when no
+        utterance is in progress or ``at`` leaves no audio on one side."""
+        if self._speech is None:
+            return None
+        frames = self._speech
+        first = frames[0].index
+        lo = max(round((at - CUT_SEARCH_BEFORE_S) * RATE / FRAME) - first, 1)
+        hi = min(round((at + CUT_SEARCH_AFTER_S) * RATE / FRAME) - first, len(frames) - 1)
+        if lo > hi:
+            return None
+        cut = _pause_in(frames, range(lo, hi + 1))
+        done = self._emit(frames[:cut])
+        self._speech = frames[cut:]
+        return done
 
     def _step(self, frame: _Frame) -> Utterance | None:
         if self._speech is None:
@@ -120,13 +153,7 @@ class UtteranceSegmenter:
         assert self._speech is not None
         frames = self._speech
         half = len(frames) // 2
-        # Quietest point in the second half, smoothed over three frames to avoid a lone dip.
-        energy = np.array([f.energy for f in frames], dtype=np.float32)
-        # Edge padding: zero padding would make the last frame look quiet and attract the cut.
-        padded = np.pad(energy, 1, mode="edge")
-        smooth = np.convolve(padded, np.ones(3, dtype=np.float32) / 3, mode="valid")
-        cut = half + int(np.argmin(smooth[half:]))
-        cut = max(cut, 1)
+        cut = _pause_in(frames, range(max(half, 1), len(frames)))
         done = self._emit(frames[:cut])
         self._speech = frames[cut:]
         self._silent_run = 0
@@ -139,3 +166,29 @@ class UtteranceSegmenter:
             pcm=np.concatenate([f.pcm for f in frames]),
             voiced_ms=sum(f.voiced for f in frames) * FRAME_MS,
         )
+
+
+def _pause_in(frames: list[_Frame], window: range) -> int:
+    """Where to cut ``frames`` within ``window`` (the index of the first frame after the cut):
+    the middle of the longest run of unvoiced frames there, the later one of equals, so no word
+    is split; where the VAD hears no gap at all, the quietest frame."""
+    best: tuple[int, int] | None = None  # (length, middle)
+    run = 0
+    for k in window:
+        run = run + 1 if not frames[k].voiced else 0
+        if run and (best is None or run >= best[0]):
+            best = (run, k - run // 2)
+    if best is not None:
+        return best[1]
+    smooth = _smoothed_energy(frames)
+    return window.start + int(np.argmin(smooth[window.start : window.stop]))
+
+
+def _smoothed_energy(frames: list[_Frame]) -> np.ndarray:
+    """Frame energy smoothed over five frames (150 ms), so the closure of a stop consonant
+    (the silence before the "p" of "be prudently", 60 ms) does not look like a pause between
+    words: cut there, Whisper heard "be" on both sides."""
+    energy = np.array([f.energy for f in frames], dtype=np.float32)
+    # Edge padding: zero padding would make the last frame look quiet and attract the cut.
+    padded = np.pad(energy, 2, mode="edge")
+    return np.convolve(padded, np.ones(5, dtype=np.float32) / 5, mode="valid")

@@ -11,6 +11,7 @@ from nova_common.messages import (
     AudioSegment,
     ErrorEvent,
     FinalEvent,
+    NoticeEvent,
     PartialEvent,
     ResultMessage,
     ServerEvent,
@@ -25,8 +26,9 @@ from nova_common.metrics import GatewayMetrics
 from nova_common.settings import VadSettings
 from nova_common.subtitles import caption_lines
 from nova_gateway.audio import AudioConverter
+from nova_gateway.cuts import CutPolicy, cut_point
 from nova_gateway.ordering import InOrderDelivery
-from nova_gateway.partials import PartialWindows
+from nova_gateway.partials import LocalAgreement, PartialWindows
 from nova_gateway.publisher import AudioPublisher, PublishRejected
 from nova_gateway.segmenter import Utterance, UtteranceSegmenter
 from nova_gateway.translations import Routing, TranslationOutcome, TranslationTracker
@@ -57,9 +59,11 @@ class Session:
         partials: PartialWindows | None = None,
         caption_chars: int = 0,
         stt_alive: Callable[[], bool] = lambda: True,
+        falling_behind_s: float = 0.0,
     ) -> None:
         """``partials``: None for no partial results. ``caption_chars``: lay text events out as
-        two caption lines of at most this many characters (0: no layout)."""
+        two caption lines of at most this many characters (0: no layout).
+        ``falling_behind_s``: the client is told once a final has been owed this long (0: never)."""
         self.session_id = session_id
         self.start = start
         # Changed by the client's `update`; applies to utterances published from then on.
@@ -86,6 +90,12 @@ class Session:
         self._stt_alive = stt_alive
         self._caption_chars = caption_chars
         self._partial_sent_at: dict[tuple[int, int], float] = {}
+        self._cuts = CutPolicy(any_end_after_s=vad.max_unfinal_s / 2)
+        # (seq, session seconds): where the utterance in progress is to end, once the next
+        # audio frame comes (ingest stays in one place, so seqs follow the audio's order).
+        self._cut: tuple[int, float] | None = None
+        self._falling_behind_s = falling_behind_s
+        self._told_behind = False
         self._last_language: str | None = None
         self.samples = 0
         self.finals = 0
@@ -105,7 +115,55 @@ class Session:
         self.samples += len(samples)
         for utterance in self._segmenter.push(samples):
             await self._publish(utterance)
+        await self._apply_cut()
         await self._maybe_partial()
+        await self._check_behind()
+
+    async def _apply_cut(self) -> None:
+        if self._cut is None:
+            return
+        (seq, at), self._cut = self._cut, None
+        if seq != self._delivery.next_seq:
+            return  # that utterance has ended meanwhile
+        if (head := self._segmenter.cut_near(at)) is not None:
+            self._metrics.utterance_cuts.inc()
+            await self._publish(head)
+
+    def _plan_cut(self, result: Transcript, agreement: LocalAgreement) -> None:
+        """A partial of the utterance in progress settled a sentence: end the utterance there."""
+        span = self._segmenter.in_progress_span()
+        if span is None or result.seq != self._delivery.next_seq:
+            return
+        at = cut_point(
+            committed=agreement.committed,
+            hypothesis=result.text,
+            ends=result.segment_ends,
+            start=span[0],
+            end=span[1],
+            policy=self._cuts,
+        )
+        if at is not None:
+            self._cut = (result.seq, at)
+
+    async def _check_behind(self) -> None:
+        """Overload shows first as slower partials (best effort); finals owed for long are
+        said, once, so a growing lag is never silent."""
+        if not self._falling_behind_s:
+            return
+        oldest = next(iter(self._published_at.values()), None)
+        behind = oldest is not None and time.monotonic() - oldest > self._falling_behind_s
+        if behind and not self._told_behind:
+            self._metrics.falling_behind.inc()
+            await self._send(
+                NoticeEvent(
+                    code="falling_behind",
+                    reason=f"speech-to-text is behind: a final has been waited for over "
+                    f"{self._falling_behind_s:.0f}s (more speech than the workers can keep up "
+                    "with); everything is still queued and will come",
+                    session_id=self.session_id,
+                )
+            )
+        self._told_behind = behind
 
     async def _abandon_partials(self) -> None:
         """Between utterances: one the segmenter dropped (too little voiced audio) leaves its
@@ -135,16 +193,18 @@ class Session:
         """A partial window of the utterance in progress, when one is due."""
         if self._partials is None:
             return
-        if (current := self._segmenter.in_progress()) is None:
+        if (span := self._segmenter.in_progress_span()) is None:
             await self._abandon_partials()
             return
         if not self._stt_alive():
             return  # the window would only wait in the queue, taking room from finals
         seq = self._delivery.next_seq
         now = time.monotonic()
-        revision = self._partials.due(seq, current.end - current.start, now)
+        revision = self._partials.due(seq, span[1] - span[0], now)
         if revision is None:
             return
+        current = self._segmenter.in_progress()
+        assert current is not None
         segment = AudioSegment(
             session_id=self.session_id,
             seq=seq,
@@ -243,6 +303,8 @@ class Session:
             return
         async with self._deliver:
             agreement = self._partials.answer(result.seq, result.revision, result.text)
+            if agreement is not None:
+                self._plan_cut(result, agreement)
             # Shown only once every earlier final is out: captions must not run ahead of them.
             if agreement is None or result.seq != self._delivery.next_release:
                 return

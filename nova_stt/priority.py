@@ -1,9 +1,11 @@
 """Which segments of a fetched batch to run, and in what order: finals first, and a partial
-only while it is still worth showing.
+only while it is still worth showing, the one whose utterance has waited longest first.
 
 Partials are best effort (DESIGN §1): one that waited longer than its budget, or that a newer
 partial or the final of its utterance in the same batch supersedes, is dropped unrun, so partial
-work never stands between a final and the model for long.
+work never stands between a final and the model for long. (Windows come from a consumer of their
+own, fetched only while no final waits; a batch of AUDIO holds partials only from a gateway of
+before that.)
 """
 
 from __future__ import annotations
@@ -50,4 +52,12 @@ def plan_batch(
             stale.append(i)
         else:
             later.append(i)
+    # What a window buys is settled words for the longest-waiting speech: the utterance that
+    # started earliest (in wall-clock time) has the oldest unfinal words.
+    later.sort(key=lambda i: _spoken_from(segments[i]))
     return BatchPlan(run=first + later, stale=stale, superseded=superseded)
+
+
+def _spoken_from(segment: AudioSegment | None) -> float:
+    assert segment is not None
+    return segment.sent_at - (segment.end - segment.start)

@@ -48,4 +48,5 @@ def make_worker(
         subjects=subjects,
         metrics=SttMetrics.create(registry),
         consumer=consumers[subjects.audio_stream],
+        windows_consumer=consumers[subjects.windows_stream],
     )

@@ -35,7 +35,7 @@ from nova_common.messages import (
     segment_decoder,
 )
 from nova_common.metrics import SttMetrics
-from nova_common.pull_worker import PullWorker, keep_alive, quietly
+from nova_common.pull_worker import PullLoop, PullOptions, PullWorker, keep_alive, quietly
 from nova_common.settings import StreamSettings, SttSettings
 from nova_common.subjects import Subjects
 from nova_stt.priority import plan_batch
@@ -80,7 +80,10 @@ class SttWorker(PullWorker):
         metrics: SttMetrics,
         worker_id: str | None = None,
         consumer: ConsumerConfig | None = None,
+        windows_consumer: ConsumerConfig | None = None,
     ) -> None:
+        """``consumer``, ``windows_consumer``: the durable consumers' configurations, so that
+        the worker can re-create one that vanished."""
         super().__init__(
             nc,
             section=settings,
@@ -94,6 +97,27 @@ class SttWorker(PullWorker):
         self._streams = streams
         self._metrics = metrics
         self._retry = RetryPolicy(streams.max_deliver, settings.nak_delay_s)
+        # Finals fetched and not yet done: while any is, no partial window starts.
+        self._finals_owed = 0
+        self._no_finals = asyncio.Event()
+        self._no_finals.set()
+        windows = PullOptions(
+            stream=subjects.windows_stream,
+            durable=settings.windows_durable,
+            batch_size=settings.windows_batch_size,
+            fetch_timeout_s=settings.fetch_timeout_s,
+            rebind_after_idle=settings.rebind_after_idle,
+            rebind_after_errors=settings.rebind_after_errors,
+        )
+        self._loops.append(
+            PullLoop(
+                self._js,
+                windows,
+                lambda msgs: self._process_windows(msgs),
+                consumer=windows_consumer,
+                name=f"{self.worker_id}-windows",
+            )
+        )
 
     def _heartbeat(self) -> WorkerHeartbeat:
         return WorkerHeartbeat(
@@ -107,6 +131,40 @@ class SttWorker(PullWorker):
         )
 
     async def _process_batch(self, msgs: list[Msg]) -> None:
+        self._finals_owed += len(msgs)
+        self._no_finals.clear()
+        try:
+            await self._run_batch(msgs)
+        finally:
+            self._finals_owed -= len(msgs)
+            if self._finals_owed == 0:
+                self._no_finals.set()
+
+    async def _process_windows(self, msgs: list[Msg]) -> None:
+        """Partial windows run on the model's spare time: each waits until no final does, and
+        those left when a final arrives give way (their sessions send newer ones)."""
+        await self._no_finals.wait()
+        segments = [_decoded(msg) for msg in msgs]
+        plan = plan_batch(
+            segments, now=time.time(), partial_max_age_s=self._settings.partial_max_age_s
+        )
+        for reason, dropped in (("stale", plan.stale), ("superseded", plan.superseded)):
+            for i in dropped:
+                await self._drop_partial(msgs[i], segments[i], reason)
+        for n, i in enumerate(plan.run):
+            segment = segments[i]
+            if segment is None or segment.kind != "partial":
+                await self._drop_partial(msgs[i], segment, "failed")  # not a window: unread
+            elif self._finals_owed:
+                await self._drop_partial(msgs[i], segment, "yielded")
+            else:
+                self._in_flight = len(plan.run) - n
+                try:
+                    await self._partial(msgs[i], segment)
+                finally:
+                    self._in_flight = 0
+
+    async def _run_batch(self, msgs: list[Msg]) -> None:
         self._metrics.batch_size.observe(len(msgs))
         segments = [_decoded(msg) for msg in msgs]
         plan = plan_batch(

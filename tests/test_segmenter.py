@@ -115,7 +115,7 @@ def test_silence_and_low_noise_produce_no_utterances(noise: np.ndarray) -> None:
 
 
 def test_speech_longer_than_the_maximum_is_split_into_contiguous_pieces() -> None:
-    settings = VadSettings(max_utterance_s=4.0)
+    settings = VadSettings(max_unfinal_s=4.0)
     # About 10.8 s of speech with only 0.1 s pauses: the VAD never sees end_silence_ms of silence.
     gap = silence(0.1)
     audio = np.concatenate([trimmed(0), gap, trimmed(1), gap, trimmed(2)])
@@ -125,7 +125,7 @@ def test_speech_longer_than_the_maximum_is_split_into_contiguous_pieces() -> Non
 
     assert len(utterances) >= 3
     for utterance in utterances:
-        assert len(utterance.pcm) <= settings.max_utterance_s * RATE + FRAME
+        assert len(utterance.pcm) <= settings.max_unfinal_s * RATE + FRAME
         assert_is_slice_of(utterance, audio)
     # No loss and no overlap: each piece starts where the previous one ended...
     for previous, following in pairwise(utterances):
@@ -140,7 +140,7 @@ def test_split_pieces_stay_within_the_maximum_for_several_limits() -> None:
     """Whatever the limit, no piece exceeds it by more than one VAD frame."""
     audio = np.concatenate([trimmed(0), silence(0.1), trimmed(1), silence(0.1), trimmed(2)])
     for limit in (1.0, 2.5, 6.0):
-        settings = VadSettings(max_utterance_s=limit)
+        settings = VadSettings(max_unfinal_s=limit)
         utterances = segment(audio, settings)
         assert len(utterances) >= int(len(audio) / RATE / limit)
         assert all(len(u.pcm) <= limit * RATE + FRAME for u in utterances)
@@ -154,7 +154,7 @@ def test_no_piece_of_a_split_utterance_is_pure_silence(limit: float) -> None:
     silence after the last word holds nothing but those, and is dropped (min_speech_ms) rather
     than sent to Whisper, which tends to invent words for silence."""
     audio = np.concatenate([silence(0.5), sentence(2), silence(0.1), sentence(3), silence(1.5)])
-    utterances = segment(audio, VadSettings(max_utterance_s=limit))
+    utterances = segment(audio, VadSettings(max_unfinal_s=limit))
     assert utterances
     for utterance in utterances:
         assert np.abs(utterance.pcm).max() > LOUD
@@ -162,7 +162,7 @@ def test_no_piece_of_a_split_utterance_is_pure_silence(limit: float) -> None:
 
 @pytest.mark.parametrize("chunk", [1, 160, 479, 481, 4000, 48000])
 def test_chunk_size_does_not_change_the_utterances(chunk: int) -> None:
-    settings = VadSettings(max_utterance_s=3.0)
+    settings = VadSettings(max_unfinal_s=3.0)
     gap = silence(1.0)
     audio = np.concatenate([gap, sentence(0), gap, trimmed(1), silence(0.1), trimmed(2), gap])
     reference = segment(audio, settings, chunk=len(audio))

@@ -1,0 +1,165 @@
+"""The session ends an utterance where its committed partial text closes a sentence, before any
+pause long enough for the segmenter: the head goes out as a final of its own, the rest carries on
+under the next seq, and no sample of the speech is in both or in neither.
+
+The model's answers are scripted here (this is the session's logic); tests/test_fluent_speech.py
+runs the same path with the real model and the real bus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+from prometheus_client import CollectorRegistry
+
+from nova_common.audio import SAMPLE_RATE as RATE
+from nova_common.messages import (
+    AudioSegment,
+    NoticeEvent,
+    PartialEvent,
+    SegmentEnd,
+    ServerEvent,
+    StartMessage,
+    Transcript,
+)
+from nova_common.metrics import GatewayMetrics
+from nova_common.settings import VadSettings
+from nova_gateway.partials import PartialWindows
+from nova_gateway.session import Session
+from tests.speech import silence, speak
+
+FIRST = "The train was late."
+SECOND = "We waited on the platform for an hour."
+CHUNK = RATE // 10
+
+
+class RecordingPublisher:
+    """Keeps what the session would queue (no bus: the session's decisions are under test)."""
+
+    def __init__(self) -> None:
+        self.segments: list[AudioSegment] = []
+
+    async def publish(self, segment: AudioSegment) -> None:
+        self.segments.append(segment)
+
+    def of(self, kind: str) -> list[AudioSegment]:
+        return [s for s in self.segments if s.kind == kind]
+
+
+def trimmed(text: str) -> np.ndarray:
+    audio = speak(text)
+    loud = np.flatnonzero(np.abs(audio) > 300)
+    return audio[loud[0] : loud[-1] + 1]
+
+
+def make_session(publisher: RecordingPublisher, sent: list[ServerEvent]) -> Session:
+    async def send(event: ServerEvent) -> None:
+        sent.append(event)
+
+    return Session(
+        "s1",
+        StartMessage(language="en"),
+        vad=VadSettings(max_unfinal_s=30.0),
+        publisher=publisher,  # type: ignore[arg-type]
+        send=send,
+        metrics=GatewayMetrics.create(CollectorRegistry()),
+        partials=PartialWindows(first_after_s=0.3, interval_s=0.3, answer_within_s=10.0),
+    )
+
+
+def answer(window: AudioSegment, text: str, ends: tuple[SegmentEnd, ...]) -> Transcript:
+    return Transcript(
+        session_id=window.session_id,
+        seq=window.seq,
+        kind="partial",
+        revision=window.revision,
+        text=text,
+        language="en",
+        language_probability=1.0,
+        start=window.start,
+        end=window.end,
+        worker_id="scripted",
+        compute_s=0.0,
+        segment_ends=ends,
+    )
+
+
+async def feed(session: Session, audio: np.ndarray) -> None:
+    for pos in range(0, len(audio), CHUNK):
+        await session.feed(audio[pos : pos + CHUNK].tobytes())
+
+
+async def test_a_committed_sentence_end_cuts_the_utterance_in_its_pause() -> None:
+    lead, first, pause, second = silence(0.5), trimmed(FIRST), silence(0.3), trimmed(SECOND)
+    audio = np.concatenate([lead, first, pause, second, silence(1.5)])
+    pause_start = (len(lead) + len(first)) / RATE
+    publisher, sent = RecordingPublisher(), []
+    session = make_session(publisher, sent)
+
+    # Into the second sentence: the 0.3 s pause is far under the 600 ms end silence.
+    fed = len(lead) + len(first) + len(pause) + RATE // 2
+    await feed(session, audio[:fed])
+    assert publisher.of("final") == []
+    # Two windows agree on the first sentence; Whisper's timestamp for its end is a little
+    # late (inside the next word), as it often is.
+    hypothesis = f"{FIRST} We waited"
+    ends = (SegmentEnd(words=4, end=round(pause_start + 0.4, 2)),)
+    for _ in range(2):
+        window = publisher.of("partial")[-1]
+        await session.on_result(answer(window, hypothesis, ends))
+        # The speaker goes on (enough for the next window to be due).
+        await feed(session, audio[fed : fed + 4 * CHUNK])
+        fed += 4 * CHUNK
+    shown = [e for e in sent if isinstance(e, PartialEvent)]
+    assert shown and shown[-1].committed.startswith(FIRST)
+
+    [head] = publisher.of("final")
+    assert head.seq == 0 and head.start <= 0.5
+    # In the pause, not in a word: the cut looked around the time Whisper gave.
+    assert pause_start - 0.03 <= head.end <= pause_start + len(pause) / RATE + 0.03
+
+    await feed(session, audio[fed:])
+    finals = publisher.of("final")
+    assert [f.seq for f in finals] == [0, 1]
+    # Contiguous: the rest starts where the head ended, so no sample is lost or doubled.
+    assert finals[1].start == finals[0].end
+    assert finals[1].end > (len(lead) + len(first) + len(pause) + len(second)) / RATE - 0.1
+
+
+async def test_no_cut_while_the_sentence_is_not_committed() -> None:
+    lead, first, pause, second = silence(0.5), trimmed(FIRST), silence(0.3), trimmed(SECOND)
+    audio = np.concatenate([lead, first, pause, second])
+    publisher, sent = RecordingPublisher(), []
+    session = make_session(publisher, sent)
+    await feed(session, audio)
+    ends = (SegmentEnd(words=4, end=(len(lead) + len(first)) / RATE),)
+    # Two hypotheses that disagree from the first word: nothing is committed.
+    for text in (f"{FIRST} We", "A rain was late. We waited"):
+        await session.on_result(answer(publisher.of("partial")[-1], text, ends))
+        await feed(session, silence(0.35))
+    assert publisher.of("final") == []
+
+
+async def test_a_final_owed_too_long_is_said_once() -> None:
+    publisher, sent = RecordingPublisher(), []
+
+    async def send(event: ServerEvent) -> None:
+        sent.append(event)
+
+    session = Session(
+        "s2",
+        StartMessage(language="en"),
+        vad=VadSettings(),
+        publisher=publisher,  # type: ignore[arg-type]
+        send=send,
+        metrics=GatewayMetrics.create(CollectorRegistry()),
+        falling_behind_s=0.05,
+    )
+    await feed(session, np.concatenate([silence(0.5), trimmed(FIRST), silence(1.0)]))
+    assert len(publisher.of("final")) == 1
+    await asyncio.sleep(0.1)
+    await feed(session, silence(0.5))
+    await feed(session, silence(0.5))
+    notices = [e for e in sent if isinstance(e, NoticeEvent)]
+    assert [n.code for n in notices] == ["falling_behind"]
