@@ -62,7 +62,10 @@ def test_stereo_is_averaged_to_mono() -> None:
 def test_16k_mono_passes_through_unchanged() -> None:
     audio = sine(1000, SAMPLE_RATE, 0.5)
     converter = AudioConverter(SAMPLE_RATE, 1)
-    assert np.array_equal(converter.convert(audio.tobytes()), audio)
+    out = converter.convert(audio.tobytes())
+    assert np.array_equal(out, audio)
+    # A copy of its own, not a read-only view of the frame's bytes.
+    assert out.dtype == np.int16 and out.flags.writeable
     assert converter.flush().size == 0
 
 
