@@ -21,6 +21,7 @@ from nova_common.messages import NoticeEvent, ResultMessage, StartMessage, resul
 from nova_common.metrics import GatewayMetrics
 from nova_common.settings import GatewaySettings, VadSettings
 from nova_common.subjects import Subjects
+from nova_gateway.cuts import CutPolicy
 from nova_gateway.partials import PartialWindows
 from nova_gateway.publisher import AudioPublisher
 from nova_gateway.replay import replay_results
@@ -126,6 +127,7 @@ class SessionHub:
             caption_chars=self.settings.caption_chars if start.profile == "subtitles" else 0,
             stt_alive=lambda: bool(self.workers.alive("stt")),
             falling_behind_s=self.settings.falling_behind_s,
+            cuts=self._cuts_for(start),
         )
         watchdog = asyncio.create_task(self._watch(session))
         self.metrics.sessions_total.inc()
@@ -141,6 +143,13 @@ class SessionHub:
         # Dictation wants its words typed soon after the speaker pauses.
         end_silence = min(self.vad.end_silence_ms, self.settings.typing_end_silence_ms)
         return msgspec.structs.replace(self.vad, end_silence_ms=end_silence)
+
+    def _cuts_for(self, start: StartMessage) -> CutPolicy | None:
+        # Dictation: its 300 ms end silence already ends utterances at a speaker's pauses, and a
+        # cut would take back words typed from the partial (the final holds only the head).
+        if start.profile == "typing":
+            return None
+        return CutPolicy(any_end_after_s=self.vad.max_unfinal_s / 2)
 
     def _partials_for(self, start: StartMessage) -> PartialWindows | None:
         if not start.partials:

@@ -60,10 +60,13 @@ class Session:
         caption_chars: int = 0,
         stt_alive: Callable[[], bool] = lambda: True,
         falling_behind_s: float = 0.0,
+        cuts: CutPolicy | None = None,
     ) -> None:
         """``partials``: None for no partial results. ``caption_chars``: lay text events out as
         two caption lines of at most this many characters (0: no layout).
-        ``falling_behind_s``: the client is told once a final has been owed this long (0: never)."""
+        ``falling_behind_s``: the client is told once a final has been owed this long (0: never).
+        ``cuts``: end utterances where committed partial text closes a sentence (None: only at
+        pauses and at ``vad.max_unfinal_s``)."""
         self.session_id = session_id
         self.start = start
         # Changed by the client's `update`; applies to utterances published from then on.
@@ -90,7 +93,7 @@ class Session:
         self._stt_alive = stt_alive
         self._caption_chars = caption_chars
         self._partial_sent_at: dict[tuple[int, int], float] = {}
-        self._cuts = CutPolicy(any_end_after_s=vad.max_unfinal_s / 2)
+        self._cuts = cuts
         # (seq, session seconds): where the utterance in progress is to end, once the next
         # audio frame comes (ingest stays in one place, so seqs follow the audio's order).
         self._cut: tuple[int, float] | None = None
@@ -132,7 +135,7 @@ class Session:
     def _plan_cut(self, result: Transcript, agreement: LocalAgreement) -> None:
         """A partial of the utterance in progress settled a sentence: end the utterance there."""
         span = self._segmenter.in_progress_span()
-        if span is None or result.seq != self._delivery.next_seq:
+        if self._cuts is None or span is None or result.seq != self._delivery.next_seq:
             return
         at = cut_point(
             committed=agreement.committed,

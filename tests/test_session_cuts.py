@@ -25,6 +25,7 @@ from nova_common.messages import (
 )
 from nova_common.metrics import GatewayMetrics
 from nova_common.settings import VadSettings
+from nova_gateway.cuts import CutPolicy
 from nova_gateway.partials import PartialWindows
 from nova_gateway.session import Session
 from tests.speech import silence, speak
@@ -65,6 +66,7 @@ def make_session(publisher: RecordingPublisher, sent: list[ServerEvent]) -> Sess
         send=send,
         metrics=GatewayMetrics.create(CollectorRegistry()),
         partials=PartialWindows(first_after_s=0.3, interval_s=0.3, answer_within_s=10.0),
+        cuts=CutPolicy(),
     )
 
 
