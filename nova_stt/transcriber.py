@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,7 +13,15 @@ import numpy as np
 from nova_common.audio import SAMPLE_RATE
 from nova_common.fate import PermanentError
 from nova_common.languages import UnsupportedLanguage, check_language
-from nova_common.messages import Task
+from nova_common.messages import LanguageWeight, Task
+from nova_stt.decode import (
+    Decoded,
+    DecodeSettings,
+    TimedWord,
+    decode,
+    encode_window,
+    first_size,
+)
 from nova_stt.filters import (
     FilterSettings,
     SegmentEvidence,
@@ -21,32 +29,21 @@ from nova_stt.filters import (
     segment_verdict,
     speech_seconds,
 )
+from nova_stt.language_decision import decide, reported, restricted
 from nova_stt.models import ModelNotAvailable, hub_hint, resolve_model
+from nova_stt.windows import FRAMES_PER_SECOND, final_window_seconds, window_seconds
 
 if TYPE_CHECKING:
+    import ctranslate2
     from faster_whisper.tokenizer import Tokenizer
 
-FRAMES_PER_SECOND = 100  # Whisper's mel hop is 10 ms
-# Partial windows are encoded in a window this much longer than their audio, rounded up to a
-# multiple of WINDOW_STEP_S, not Whisper's 30 s: the encoder's cost follows the window. Over the
-# five LibriVox clips (greedy, base int8): 30 s windows WER 1.4 % in 2.8 s; 10 s steps 1.4 % in
-# 1.2 s; 5 s steps 2.8 % in 1.1 s, and a 1 s partial costs 0.08 s instead of ~0.5 s.
-WINDOW_MARGIN_S = 1.0
-WINDOW_STEP_S = 5
-MAX_WINDOW_S = 30
+__all__ = ["SpeechResult", "SpeechToText", "TimedWord", "choose_language", "window_seconds"]
+
 # Greedy decoding of a partial may write at most this many tokens per second of audio (plus a
 # few): a loop on a hard window ends early instead of holding the worker.
 MAX_TOKENS_PER_S = 10
 MAX_DECODE_TOKENS = 448  # Whisper's text context
 SECONDS_PER_TIMESTAMP = 0.02  # Whisper's timestamp tokens count in 20 ms steps
-
-
-@dataclass(frozen=True)
-class TimedWord:
-    word: str
-    start: float  # seconds from the start of the audio given
-    end: float
-    probability: float
 
 
 @dataclass(frozen=True)
@@ -60,6 +57,9 @@ class SpeechResult:
     words: tuple[TimedWord, ...] = ()
     # Partials: (words of ``text`` before it, seconds from the audio's start) per segment end.
     segment_ends: tuple[tuple[int, float], ...] = ()
+    # With the language detected: what this utterance alone sounded like (among the allowed
+    # languages, before any session prior), most probable first — the session's evidence.
+    language_scores: tuple[LanguageWeight, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -107,12 +107,6 @@ def segment_ends(
     return tuple(out)
 
 
-def window_seconds(duration: float) -> int:
-    """The encoder window for a partial of ``duration`` seconds."""
-    wanted = math.ceil((duration + WINDOW_MARGIN_S) / WINDOW_STEP_S) * WINDOW_STEP_S
-    return min(max(wanted, WINDOW_STEP_S), MAX_WINDOW_S)
-
-
 def pcm16_to_float(pcm: bytes) -> np.ndarray:
     if len(pcm) % 2:
         raise PermanentError(f"PCM16 payload has an odd byte count ({len(pcm)})")
@@ -124,12 +118,8 @@ def choose_language(
 ) -> tuple[str, float]:
     """The most probable of the ``allowed`` languages, with its share of their probability:
     a session that knows it hears English or German is never told it heard Thai."""
-    scores = {code: p for code, p in probabilities if code in allowed}
-    if not scores:
-        return allowed[0], 0.0
-    best = max(scores, key=lambda code: scores[code])
-    total = sum(scores.values())
-    return best, scores[best] / total if total > 0 else 0.0
+    decision = decide(probabilities, allowed=allowed, duration_s=0.0)
+    return decision.language, decision.probability
 
 
 class SpeechToText:
@@ -164,6 +154,8 @@ class SpeechToText:
                 raise ModelNotAvailable(f"cannot load model from {location}: {exc}") from exc
             raise ModelNotAvailable(hub_hint(model)) from exc
         self.multilingual = bool(self._model.model.is_multilingual)
+        # Seconds of audio -> encoder window (seconds) for finals; benchmarks swap it.
+        self.final_window: Callable[[float], int] = final_window_seconds
 
     def _checked(self, pcm: bytes, language: str | None) -> tuple[np.ndarray, str | None]:
         audio = pcm16_to_float(pcm)
@@ -204,82 +196,93 @@ class SpeechToText:
         allowed: tuple[str, ...] = (),
         word_timestamps: bool = False,
         prompt: str = "",
+        prior: Sequence[LanguageWeight] = (),
     ) -> SpeechResult:
-        """``allowed``: with no ``language``, detect only among these codes."""
+        """A final: beam search with Whisper's temperature fallback, in windows sized to the
+        audio (``nova_stt.decode``), one encoder pass when the language is detected too.
+
+        ``allowed``: with no ``language``, detect only among these codes. ``prior``: with no
+        ``language``, the session's belief (``nova_stt.language_decision``)."""
+        from faster_whisper.tokenizer import Tokenizer
+
         audio, language = self._checked(pcm, language)
         started = time.perf_counter()
         if self._gate_fails(audio):
             return self._not_speech(audio, language, started)
-        chosen_probability: float | None = None
-        if language is None and allowed and self.multilingual:
-            for code in allowed:
-                check_language(code)  # a bad code fails once, before model time
-            _, _, probabilities = self._model.detect_language(audio)
-            language, chosen_probability = choose_language(probabilities, allowed)
+        for code in allowed:
+            check_language(code)  # a bad code fails once, before model time
+        features = self._model.feature_extractor(audio)
+        window_for = self.final_window
+        size = first_size(features)
+        window = window_for(size / FRAMES_PER_SECOND) * FRAMES_PER_SECOND
+        encoded = encode_window(self._model, features, 0, size, window)
+        probability = 1.0
+        scores: tuple[LanguageWeight, ...] = ()
+        if not self.multilingual:
+            language = "en"
+        elif language is None:
+            # Detection on the encoding the decoder uses: no second encoder pass.
+            detected = restricted(self._detect(encoded), allowed)
+            scores = reported(detected)
+            decision = decide(
+                detected, allowed=allowed, prior=prior, duration_s=audio.size / SAMPLE_RATE
+            )
+            language, probability = decision.language, decision.probability
         try:
-            segments, info = self._model.transcribe(
-                audio,
-                language=language if self.multilingual else "en",
-                task=task,
-                beam_size=self.beam_size,
-                # Each utterance stands alone; conditioning on earlier text invites repetition
-                # loops.
-                condition_on_previous_text=False,
-                vad_filter=False,  # the gateway already cut the utterance on speech boundaries
-                word_timestamps=word_timestamps,
-                initial_prompt=prompt or None,
+            tokenizer = Tokenizer(
+                self._model.hf_tokenizer, self.multilingual, task=task, language=language
             )
         except ValueError as exc:
             # faster-whisper's own check (its tokenizer), should its list ever differ from ours.
-            if "language" in str(exc):
-                raise UnsupportedLanguage(str(exc)) from exc
-            raise
-        # The segments are a lazy generator: decoding happens while we iterate.
-        kept: list[str] = []
-        suppressed: list[str] = []
-        words: list[TimedWord] = []
-        for seg in segments:
-            evidence = SegmentEvidence(
-                text=seg.text.strip(),
-                no_speech_prob=seg.no_speech_prob,
-                avg_logprob=seg.avg_logprob,
-                compression_ratio=seg.compression_ratio,
-                temperature=seg.temperature or 0.0,
-            )
-            # A translate task writes English whatever was spoken: English sign-offs apply.
-            written = "en" if task == "translate" else info.language
-            reason = segment_verdict(evidence, written, self.filters)
-            if reason is not None:
-                suppressed.append(reason)
-                continue
-            text = break_repetitions(evidence.text, self.filters.max_repeats)
-            if text != evidence.text:
-                suppressed.append("repetition")
-            elif seg.words:
-                # Word times only where the text is Whisper's own: after a cut loop they would
-                # name words that are no longer there.
-                words += [
-                    TimedWord(
-                        w.word.strip(),
-                        float(w.start),
-                        float(w.end),
-                        float(w.probability),
-                    )
-                    for w in seg.words
-                ]
-            kept.append(text)
+            raise UnsupportedLanguage(str(exc)) from exc
+        settings = DecodeSettings(
+            beam_size=self.beam_size,
+            filters=self.filters,
+            word_timestamps=word_timestamps,
+            prompt=prompt,
+        )
+        decoded = decode(
+            self._model, features, tokenizer, settings, window_for=window_for, first=encoded
+        )
+        # A translate task writes English whatever was spoken: English sign-offs apply.
+        written = "en" if task == "translate" else language
+        kept, suppressed, words = self._filtered(decoded, written)
         return SpeechResult(
             text=" ".join(kept).strip(),
-            language=info.language,
-            language_probability=(
-                float(info.language_probability)
-                if chosen_probability is None
-                else chosen_probability
-            ),
+            language=language,
+            language_probability=float(probability),
             compute_s=time.perf_counter() - started,
             suppressed=tuple(suppressed),
             words=tuple(words),
+            language_scores=scores,
         )
+
+    def _detect(self, encoded: ctranslate2.StorageView) -> list[tuple[str, float]]:
+        detected = self._model.model.detect_language(encoded)[0]
+        return [(token[2:-2], float(p)) for token, p in detected]
+
+    def _filtered(
+        self, decoded: Decoded, written: str
+    ) -> tuple[list[str], list[str], list[TimedWord]]:
+        """The segments' text that passes the filters, the reasons for what did not, and the
+        word times of the text kept as Whisper wrote it."""
+        kept: list[str] = []
+        suppressed = ["no_speech"] * decoded.silent_windows
+        words: list[TimedWord] = []
+        for seg in decoded.segments:
+            reason = segment_verdict(seg.evidence, written, self.filters)
+            if reason is not None:
+                suppressed.append(reason)
+                continue
+            text = break_repetitions(seg.text, self.filters.max_repeats)
+            if text != seg.text:
+                suppressed.append("repetition")
+            else:
+                # Word times only where the text is Whisper's own: after a cut loop they would
+                # name words that are no longer there.
+                words += seg.words
+            kept.append(text)
+        return kept, suppressed, words
 
     def partial(
         self,
@@ -289,9 +292,11 @@ class SpeechToText:
         task: Task,
         allowed: tuple[str, ...] = (),
         prompt: str = "",
+        prior: Sequence[LanguageWeight] = (),
     ) -> SpeechResult:
         """A quick look at an utterance still in progress: one greedy pass in a window sized
         to the audio (not Whisper's 30 s), for live partial results. Finals use ``transcribe``.
+        ``prior``: the session's language belief, as for ``transcribe``.
         """
         from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import get_compression_ratio
@@ -311,12 +316,10 @@ class SpeechToText:
         if not self.multilingual:
             language = "en"
         elif language is None:
-            detected = self._model.model.detect_language(encoded)[0]
-            probabilities = [(token[2:-2], p) for token, p in detected]
-            if allowed:
-                language, probability = choose_language(probabilities, allowed)
-            else:
-                language, probability = probabilities[0]
+            decision = decide(
+                self._detect(encoded), allowed=allowed, prior=prior, duration_s=duration
+            )
+            language, probability = decision.language, decision.probability
         tokenizer = Tokenizer(
             self._model.hf_tokenizer, self.multilingual, task=task, language=language
         )

@@ -205,6 +205,8 @@ class SttWorker(PullWorker):
                 allowed=allowed,
                 word_timestamps=segment.word_timestamps,
                 prompt=segment.prompt,
+                # The session's belief decides short, unclear utterances (language None only).
+                prior=segment.language_prior,
             ),
         )
 
@@ -299,6 +301,8 @@ class SttWorker(PullWorker):
                 SegmentEnd(words=words, end=round(segment.start + at, 3))
                 for words, at in result.segment_ends
             ),
+            # The utterance's own detection: the gateway's session memory learns from it.
+            language_scores=result.language_scores,
         )
 
     async def _final(self, msg: Msg, segment: AudioSegment | None) -> None:
