@@ -20,13 +20,17 @@ from dataclasses import dataclass
 from nova_common.messages import LanguageWeight
 
 # An utterance this long (seconds) counts with its full log-probabilities; a shorter one in
-# proportion. Tuned on bench/session_language.py (espeak-ng sessions of 1–3 s sentences).
-FULL_TRUST_S = 4.0
+# proportion. Tuned on the detections of bench/session_language.py (espeak-ng sessions of
+# 2–3 s sentences; words labelled right, mean of six languages): 4 s 0.54, 8 s 0.55, 16 s 0.55
+# — 8 s, so that a clear 5 s utterance of a new language still beats a confident prior
+# (0.6 * log(0.99 / 0.001) > log(0.93 / 0.03)).
+FULL_TRUST_S = 8.0
 # Added to every language's prior weight: a language the session never heard stays possible,
 # at a cost of log((p + FLOOR) / FLOOR) nats against one it heard with weight p.
 PRIOR_FLOOR = 0.03
-# Scores kept with a transcript for the session's memory (enough for any real confusion).
-REPORTED_SCORES = 5
+# Scores kept with a transcript for the session's memory: the right language is often only
+# 5th–8th in a short utterance's detection, and still the one that adds up over a session.
+REPORTED_SCORES = 8
 MIN_REPORTED = 0.01
 _EPSILON = 1e-6  # detection probabilities of 0 are rounding, not certainty
 
