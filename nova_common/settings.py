@@ -109,6 +109,9 @@ class SttSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     device: str = "cpu"
     compute_type: str = "default"
     cpu_threads: int = 0
+    # STT workers `nova up` runs in its process, each with a model of its own; 0: by the cores
+    # (``nova_cli.services.stt_layout``). A `nova stt` process is always one worker.
+    workers: int = 0
     beam_size: int = 5
     batch_size: int = 4
     fetch_timeout_s: float = 1.0
