@@ -16,8 +16,9 @@ Parts (``--parts``, all by default):
   second at the clients, from the first chunk sent to the last final, and each process's CPU
   time per final. The gateway is profiled with py-spy meanwhile.
 - ``profile16``: 16 real-time streams with partials on, null model: the gateway's hot path per
-  audio frame, profiled with py-spy (``bench/results/gateway_profile.txt``), and the message
-  path's overhead per final (as below) with no model competing for the cores.
+  audio frame, profiled with py-spy (``bench/results/gateway_profile.txt``).
+- ``null16``: the same 16 streams with partials off: the message path's overhead per final
+  (as below) with no model competing for the cores.
 - ``realtime16``: 16 real-time streams, the real model (`nova stt`), partials off; per final:
   overhead = arrival − when the gateway could first know the utterance had ended (the chunk
   holding its end was sent) − the worker's own model time (``compute_s``). The wait behind
@@ -25,7 +26,7 @@ Parts (``--parts``, all by default):
   it is capacity, not message-path overhead. (``overhead_from_utterance_end_ms`` keeps the
   chunk's capture granularity in, as bench/latency.py's "pipeline overhead" does.)
 
-    .venv/bin/python bench/overhead.py [--parts idle,null,profile16,realtime16]
+    .venv/bin/python bench/overhead.py [--parts idle,null,profile16,null16,realtime16]
         [--idle-sessions 5000] [--sessions 32] [--utterances 40] [--model base]
 """
 
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -58,6 +60,7 @@ from bench.overhead_parts import (  # noqa: E402
     FinalTiming,
     StreamClock,
     cpu_seconds,
+    merge_profiles,
     overhead_report,
     pcm_chunks,
     profile_summary,
@@ -80,6 +83,7 @@ from nova_common.subjects import Subjects  # noqa: E402
 from tests.speech import speak  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
+PARTS = ("idle", "null", "profile16", "null16", "realtime16")
 BIN = Path(sys.executable).parent
 SENTENCES = (
     "The quick brown fox jumps over the lazy dog.",
@@ -361,21 +365,26 @@ async def realtime_streams(
     return timings, owners, sum(len(r.errors) for r in results)
 
 
-async def profile16_part(args: argparse.Namespace, profile_out: Path) -> dict[str, Any]:
+async def null16_part(
+    args: argparse.Namespace, profile_out: Path | None, *, partials: bool
+) -> dict[str, Any]:
+    """16 real-time streams through the null model: the message path's overhead per final with
+    no model competing for the cores (compute_s is 0), profiled when ``profile_out`` is given.
+    With partials on, a final that the session cut where committed text ended a sentence is
+    published once the partial that committed it is back, after its end's chunk was sent."""
     audios = stream_sessions(16, args.per_stream, args.period_s)
     with services() as svc:
         url = svc.gateway()
         svc.null_worker()
         await asyncio.sleep(2.5)
         pid = svc.pid("gateway")
-        with profiled(pid, profile_out):
+        with profiled(pid, profile_out) if profile_out else contextlib.nullcontext():
             cpu0, started = cpu_seconds(pid), time.monotonic()
             timings, clocks, errors = await realtime_streams(
-                url, svc.nats.url, audios, args.chunk_ms, partials=True
+                url, svc.nats.url, audios, args.chunk_ms, partials=partials
             )
             cpu, wall = cpu_seconds(pid) - cpu0, time.monotonic() - started
-    # The message path's overhead with no model competing for the cores (compute_s is 0).
-    return {"streams": 16, "partials": True, "errors": errors,
+    return {"streams": 16, "partials": partials, "errors": errors,
             "gateway_cpu_share": round(cpu / wall, 3), "wall_s": round(wall, 1),
             **overhead_report(timings, clocks)}  # fmt: skip
 
@@ -407,7 +416,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=RESULTS / "overhead.json")
     p.add_argument("--profile-out", type=Path, default=RESULTS / "gateway_profile.txt")
-    p.add_argument("--parts", default="idle,null,profile16,realtime16")
+    p.add_argument("--parts", default=",".join(PARTS))
     p.add_argument("--idle-sessions", type=int, default=5000)
     p.add_argument("--sessions", type=int, default=32, help="null path: concurrent clients")
     p.add_argument("--utterances", type=int, default=40, help="null path: per client")
@@ -438,11 +447,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                                              f"({args.sessions} sessions)", summary))  # fmt: skip
         if "profile16" in parts:
             raw = Path(tmp) / "rt16.txt"
-            report["profile16"] = await profile16_part(args, raw)
+            report["profile16"] = await null16_part(args, raw, partials=True)
             summary = profile_summary(raw.read_text().splitlines())
             note = f"(gateway CPU {report['profile16']['gateway_cpu_share']:.0%} of one core)"
             profiles.append(profile_text("gateway, 16 real-time streams, partials on, null model",
                                          summary, note))  # fmt: skip
+        if "null16" in parts:
+            report["null16"] = await null16_part(args, None, partials=False)
         if "realtime16" in parts:
             report["realtime16"] = await realtime16_part(args)
     if profiles:
@@ -452,7 +463,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "# function: own = samples in it, total = samples with it on the stack (idle excluded).\n"
             "# Reproduce: .venv/bin/python bench/overhead.py --parts null,profile16\n\n"
         )
-        args.profile_out.write_text(header + "".join(profiles))
+        old = args.profile_out.read_text() if args.profile_out.exists() else ""
+        args.profile_out.write_text(header + merge_profiles(old, profiles))
     return report
 
 
@@ -460,8 +472,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     report = asyncio.run(run(args))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    if args.out.exists() and set(args.parts.split(",")) != {"idle", "null", "profile16",
-                                                            "realtime16"}:  # fmt: skip
+    if args.out.exists() and set(args.parts.split(",")) != set(PARTS):
         # A partial run keeps the other parts' last figures.
         report = {**json.loads(args.out.read_text()), **report}
     args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import bisect
 import os
+import re
 import resource
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -174,6 +175,20 @@ def profile_text(title: str, summary: dict, note: str = "") -> str:
         ]
         lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def merge_profiles(old: str, sections: list[str]) -> str:
+    """``old`` profile text with its sections (``== title`` lines onwards) replaced by those of
+    the same title in ``sections``, new titles appended: a run of some parts keeps the rest."""
+
+    def title(section: str) -> str:
+        return section.split("\n", 1)[0]
+
+    kept = [part for part in re.split(r"(?m)^(?=== )", old) if part.startswith("== ")]
+    fresh = {title(s): s for s in sections}
+    out = [fresh.pop(title(s), s) for s in kept]
+    out += [s for s in sections if title(s) in fresh]
+    return "".join(s if s.endswith("\n") else s + "\n" for s in out)
 
 
 # --------------------------------------------------------------------------- audio

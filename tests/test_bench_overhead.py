@@ -11,6 +11,7 @@ from bench.overhead_parts import (
     RATE,
     FinalTiming,
     StreamClock,
+    merge_profiles,
     model_waits,
     overhead_report,
     pcm_chunks,
@@ -121,3 +122,10 @@ def test_worker_configurations() -> None:
     with pytest.raises(ValueError):
         parse_config("0x2")
     assert round_orders(["a", "b"], 3) == [["a", "b"], ["b", "a"], ["a", "b"]]
+
+
+def test_merge_profiles_replaces_sections_by_title() -> None:
+    old = "# header\n\n== a\nold a\n\n== b\nold b\n"
+    merged = merge_profiles(old, ["== b\nnew b\n", "== c\nnew c\n"])
+    assert merged == "== a\nold a\n\n== b\nnew b\n== c\nnew c\n"
+    assert merge_profiles("", ["== a\nx\n"]) == "== a\nx\n"
