@@ -27,6 +27,7 @@ from nova_common.settings import VadSettings
 from nova_common.subtitles import caption_lines
 from nova_gateway.audio import AudioConverter
 from nova_gateway.cuts import CutPolicy, cut_point
+from nova_gateway.language_memory import SessionLanguage
 from nova_gateway.ordering import InOrderDelivery
 from nova_gateway.partials import LocalAgreement, PartialWindows
 from nova_gateway.publisher import AudioPublisher, PublishRejected
@@ -100,6 +101,10 @@ class Session:
         self._falling_behind_s = falling_behind_s
         self._told_behind = False
         self._last_language: str | None = None
+        # With language auto: what the session's finals so far were heard as, so a short or
+        # unclear utterance is decided by the session, not alone.
+        self._heard = SessionLanguage()
+        self._heard_seqs: set[int] = set()  # a redelivered final's evidence counts once
         self.samples = 0
         self.finals = 0
         self.failed = 0
@@ -261,6 +266,7 @@ class Session:
             word_timestamps=self.start.word_timestamps,
             prompt=self.start.prompt,
             sent_at=time.time(),
+            language_prior=() if self.language else self._heard.prior(),
         )
         self._translations.expect(seq, routing.targets, segment.start, segment.end)
         try:
@@ -282,6 +288,9 @@ class Session:
             return
         event: FinalEvent | ErrorEvent
         if isinstance(result, Transcript):
+            if result.seq not in self._heard_seqs:
+                self._heard_seqs.add(result.seq)
+                self._heard.observe(result)
             event = FinalEvent(
                 session_id=self.session_id,
                 seq=result.seq,

@@ -1,4 +1,7 @@
-"""The session ends an utterance where its committed partial text closes a sentence, before any
+"""The session's own decisions, with the model's answers scripted: where an utterance ends,
+when the client hears it is behind, what language belief goes with each segment.
+
+The session ends an utterance where its committed partial text closes a sentence, before any
 pause long enough for the segmenter: the head goes out as a final of its own, the rest carries on
 under the next seq, and no sample of the speech is in both or in neither.
 
@@ -10,12 +13,14 @@ from __future__ import annotations
 
 import asyncio
 
+import msgspec
 import numpy as np
 from prometheus_client import CollectorRegistry
 
 from nova_common.audio import SAMPLE_RATE as RATE
 from nova_common.messages import (
     AudioSegment,
+    LanguageWeight,
     NoticeEvent,
     PartialEvent,
     SegmentEnd,
@@ -165,3 +170,65 @@ async def test_a_final_owed_too_long_is_said_once() -> None:
     await feed(session, silence(0.5))
     notices = [e for e in sent if isinstance(e, NoticeEvent)]
     assert [n.code for n in notices] == ["falling_behind"]
+
+
+async def test_finals_heard_so_far_go_with_the_next_utterance_as_its_language_prior() -> None:
+    """With language auto the session's belief travels in every segment; a repeated final's
+    evidence counts once."""
+    publisher, sent = RecordingPublisher(), []
+
+    async def send(event: ServerEvent) -> None:
+        sent.append(event)
+
+    session = Session(
+        "s3",
+        StartMessage(language="auto"),
+        vad=VadSettings(),
+        publisher=publisher,  # type: ignore[arg-type]
+        send=send,
+        metrics=GatewayMetrics.create(CollectorRegistry()),
+    )
+    sentence = np.concatenate([silence(0.5), trimmed(FIRST), silence(1.0)])
+    await feed(session, sentence)
+    [first] = publisher.of("final")
+    assert first.language is None and first.language_prior == ()
+    heard = Transcript(
+        session_id="s3",
+        seq=0,
+        text="Pociąg się spóźnił.",
+        language="pl",
+        language_probability=0.6,
+        start=first.start,
+        end=first.end,
+        worker_id="scripted",
+        compute_s=0.0,
+        language_scores=(
+            LanguageWeight(language="pl", weight=0.6),
+            LanguageWeight(language="cs", weight=0.3),
+        ),
+    )
+    await session.on_result(heard)
+    await session.on_result(heard)  # redelivered
+    await feed(session, sentence)
+    second = publisher.of("final")[1]
+    prior = {w.language: w.weight for w in second.language_prior}
+    assert list(prior)[:2] == ["pl", "cs"] and 0 < prior["pl"] < 1
+
+    # Counted once: the same belief as a session that heard it once.
+    once = Session(
+        "s4",
+        StartMessage(language="auto"),
+        vad=VadSettings(),
+        publisher=RecordingPublisher(),  # type: ignore[arg-type]
+        send=send,
+        metrics=GatewayMetrics.create(CollectorRegistry()),
+    )
+    await once.on_result(msgspec.structs.replace(heard, session_id="s4"))
+    assert once._heard.prior() == second.language_prior
+
+
+async def test_a_given_language_sends_no_prior() -> None:
+    publisher, sent = RecordingPublisher(), []
+    session = make_session(publisher, sent)
+    await feed(session, np.concatenate([silence(0.5), trimmed(FIRST), silence(1.0)]))
+    assert all(s.language == "en" and s.language_prior == () for s in publisher.segments)
