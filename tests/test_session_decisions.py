@@ -101,7 +101,7 @@ async def test_a_committed_sentence_end_cuts_the_utterance_in_its_pause() -> Non
     lead, first, pause, second = silence(0.5), trimmed(FIRST), silence(0.3), trimmed(SECOND)
     audio = np.concatenate([lead, first, pause, second, silence(1.5)])
     pause_start = (len(lead) + len(first)) / RATE
-    publisher, sent = RecordingPublisher(), []
+    publisher, sent = RecordingPublisher(), list[ServerEvent]()
     session = make_session(publisher, sent)
 
     # Into the second sentence: the 0.3 s pause is far under the 600 ms end silence.
@@ -137,7 +137,7 @@ async def test_a_committed_sentence_end_cuts_the_utterance_in_its_pause() -> Non
 async def test_no_cut_while_the_sentence_is_not_committed() -> None:
     lead, first, pause, second = silence(0.5), trimmed(FIRST), silence(0.3), trimmed(SECOND)
     audio = np.concatenate([lead, first, pause, second])
-    publisher, sent = RecordingPublisher(), []
+    publisher, sent = RecordingPublisher(), list[ServerEvent]()
     session = make_session(publisher, sent)
     await feed(session, audio)
     ends = (SegmentEnd(words=4, end=(len(lead) + len(first)) / RATE),)
@@ -149,7 +149,7 @@ async def test_no_cut_while_the_sentence_is_not_committed() -> None:
 
 
 async def test_a_final_owed_too_long_is_said_once() -> None:
-    publisher, sent = RecordingPublisher(), []
+    publisher, sent = RecordingPublisher(), list[ServerEvent]()
 
     async def send(event: ServerEvent) -> None:
         sent.append(event)
@@ -175,7 +175,7 @@ async def test_a_final_owed_too_long_is_said_once() -> None:
 async def test_finals_heard_so_far_go_with_the_next_utterance_as_its_language_prior() -> None:
     """With language auto the session's belief travels in every segment; a repeated final's
     evidence counts once."""
-    publisher, sent = RecordingPublisher(), []
+    publisher, sent = RecordingPublisher(), list[ServerEvent]()
 
     async def send(event: ServerEvent) -> None:
         sent.append(event)
@@ -228,7 +228,7 @@ async def test_finals_heard_so_far_go_with_the_next_utterance_as_its_language_pr
 
 
 async def test_a_given_language_sends_no_prior() -> None:
-    publisher, sent = RecordingPublisher(), []
+    publisher, sent = RecordingPublisher(), list[ServerEvent]()
     session = make_session(publisher, sent)
     await feed(session, np.concatenate([silence(0.5), trimmed(FIRST), silence(1.0)]))
     assert all(s.language == "en" and s.language_prior == () for s in publisher.segments)
