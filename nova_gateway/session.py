@@ -105,6 +105,7 @@ class Session:
         # unclear utterance is decided by the session, not alone.
         self._heard = SessionLanguage()
         self._heard_seqs: set[int] = set()  # a redelivered final's evidence counts once
+        self._held_partial: tuple[Transcript, LocalAgreement] | None = None
         self.samples = 0
         self.finals = 0
         self.failed = 0
@@ -177,6 +178,8 @@ class Session:
         """Between utterances: one the segmenter dropped (too little voiced audio) leaves its
         seq to the next; the partials shown for it are withdrawn with an empty one."""
         seq = self._delivery.next_seq
+        if self._held_partial is not None and self._held_partial[0].seq == seq:
+            self._held_partial = None  # of the utterance that was not speech after all
         if self._partials is None or not self._partials.abandon(seq):
             return
         async with self._deliver:
@@ -315,30 +318,45 @@ class Session:
             return
         async with self._deliver:
             agreement = self._partials.answer(result.seq, result.revision, result.text)
-            if agreement is not None:
-                self._plan_cut(result, agreement)
+            if agreement is None or not agreement.text:
+                return
+            self._plan_cut(result, agreement)
             # Shown only once every earlier final is out: captions must not run ahead of them.
-            if agreement is None or result.seq != self._delivery.next_release:
+            # Until then the newest is held, and shown the moment they are.
+            if result.seq != self._delivery.next_release:
+                self._held_partial = (result, agreement)
                 return
-            if not agreement.text:
-                return
-            sent = self._partial_sent_at.pop((result.seq, result.revision), None)
-            if sent is not None:
-                self._metrics.partial_latency.observe(time.monotonic() - sent)
-            self._metrics.partials_delivered.inc()
-            await self._send(
-                PartialEvent(
-                    session_id=self.session_id,
-                    seq=result.seq,
-                    revision=result.revision,
-                    text=agreement.text,
-                    committed=agreement.committed_text,
-                    language=result.language,
-                    start=result.start,
-                    end=result.end,
-                    lines=self._lines(agreement.text),
-                )
+            await self._show_partial(result, agreement)
+
+    async def _show_partial(self, result: Transcript, agreement: LocalAgreement) -> None:
+        sent = self._partial_sent_at.pop((result.seq, result.revision), None)
+        if sent is not None:
+            self._metrics.partial_latency.observe(time.monotonic() - sent)
+        self._metrics.partials_delivered.inc()
+        await self._send(
+            PartialEvent(
+                session_id=self.session_id,
+                seq=result.seq,
+                revision=result.revision,
+                text=agreement.text,
+                committed=agreement.committed_text,
+                language=result.language,
+                start=result.start,
+                end=result.end,
+                lines=self._lines(agreement.text),
             )
+        )
+
+    async def _show_held_partial(self) -> None:
+        """The utterance whose partial waited behind earlier finals is next: show it now."""
+        if self._held_partial is None:
+            return
+        result, agreement = self._held_partial
+        if result.seq != self._delivery.next_seq:
+            self._held_partial = None  # its own final is queued: the partial is stale
+        elif result.seq == self._delivery.next_release:
+            self._held_partial = None
+            await self._show_partial(result, agreement)
 
     async def _on_translation(self, result: Translation | TranslationFailed) -> None:
         times = self._translations.times(result.seq)
@@ -409,6 +427,7 @@ class Session:
                 await self._send_translations(
                     self._translations.final_released(ready.seq, has_text=has_text)
                 )
+            await self._show_held_partial()
             self._check_resolved()
 
     async def check_stall(self) -> None:

@@ -232,3 +232,23 @@ async def test_a_given_language_sends_no_prior() -> None:
     session = make_session(publisher, sent)
     await feed(session, np.concatenate([silence(0.5), trimmed(FIRST), silence(1.0)]))
     assert all(s.language == "en" and s.language_prior == () for s in publisher.segments)
+
+
+async def test_a_partial_held_behind_an_earlier_final_is_shown_when_that_final_is() -> None:
+    publisher, sent = RecordingPublisher(), list[ServerEvent]()
+    session = make_session(publisher, sent)
+    one, two = trimmed(FIRST), trimmed(SECOND)
+    await feed(session, np.concatenate([silence(0.5), one, silence(1.0), two[:RATE]]))
+    [first] = publisher.of("final")
+    window = publisher.of("partial")[-1]
+    assert window.seq == 1
+    await session.on_result(answer(window, "We waited", ()))
+    assert not [e for e in sent if isinstance(e, PartialEvent) and e.seq == 1]  # held
+
+    final = Transcript(
+        session_id="s1", seq=0, text=FIRST, language="en", language_probability=1.0,
+        start=first.start, end=first.end, worker_id="scripted", compute_s=0.0,
+    )  # fmt: skip
+    await session.on_result(final)
+    kinds = [(type(e).__name__, getattr(e, "seq", None)) for e in sent]
+    assert kinds[-2:] == [("FinalEvent", 0), ("PartialEvent", 1)], kinds
