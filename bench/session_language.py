@@ -7,13 +7,16 @@ For each language, the same utterances run through ``SpeechToText.transcribe``:
 - ``alone``: no prior, each utterance's own detection decides (Nova before);
 - ``session``: the prior from ``nova_gateway.language_memory.SessionLanguage``, fed each final
   in order as the gateway does (``observe(transcript)`` after it, ``prior()`` before the next);
+- ``context``: the session's memory and, as Whisper's prompt, the text of the session's last
+  two finals (what a gateway could send as ``AudioSegment.prompt``): does context close the gap
+  to offline decoding, which conditions each window on the text before it?
 - ``offline``: faster-whisper's ``transcribe`` on the concatenated audio (one language detected
   from its first 30 s, beam 5, its defaults).
 
 Figures per session and over all: the share of the reference's words in utterances labelled
 with the right language, and WER (tests/speech.py normalisation) of the session's text.
 
-Run (~5–10 minutes on 2 loaded cores):
+Run (~30 minutes on 2 loaded cores):
 
     .venv/bin/python bench/session_language.py [--languages cs de es pl]
                                                [--out bench/results/session_language.json]
@@ -46,6 +49,8 @@ DEFAULT_OUT = REPO / "bench" / "results" / "session_language.json"
 RATE = 16000
 # As the gateway cuts an utterance: a little lead-in, the end silence that closed it.
 LEAD_S, END_S = 0.3, 0.6
+CONTEXT_FINALS = 2
+MODES = ("alone", "session", "context")
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,11 @@ def utterances(language: str, count: int) -> list[tuple[str, np.ndarray]]:
 
 
 def run_session(
-    stt: SpeechToText, session: Sequence[tuple[str, np.ndarray]], *, remember: bool
+    stt: SpeechToText,
+    session: Sequence[tuple[str, np.ndarray]],
+    *,
+    remember: bool,
+    context: bool = False,
 ) -> list[Heard]:
     memory = SessionLanguage()
     heard: list[Heard] = []
@@ -75,6 +84,7 @@ def run_session(
             language=None,
             task="transcribe",
             prior=memory.prior() if remember else (),
+            prompt=" ".join(h.text for h in heard[-CONTEXT_FINALS:]) if context else "",
         )
         # The worker's transcript as the gateway receives it (only the fields memory reads
         # matter here).
@@ -121,8 +131,8 @@ def measure(stt: SpeechToText, lang: str, count: int) -> dict[str, Any]:
     session = utterances(lang, count)
     reference = " ".join(ref for ref, _ in session)
     out: dict[str, Any] = {"language": lang, "utterances": len(session)}
-    for mode in ("alone", "session"):
-        heard = run_session(stt, session, remember=mode == "session")
+    for mode in MODES:
+        heard = run_session(stt, session, remember=mode != "alone", context=mode == "context")
         out[mode] = {
             "words_labelled_right": round(labelled_right(session, heard, lang), 3),
             "wer": round(wer([reference], [" ".join(h.text for h in heard)]), 4),
@@ -154,10 +164,7 @@ def main() -> None:
         sessions.append(result)
         print(
             lang,
-            {
-                m: (result[m]["words_labelled_right"], result[m]["wer"])
-                for m in ("alone", "session", "offline")
-            },
+            {m: (result[m]["words_labelled_right"], result[m]["wer"]) for m in (*MODES, "offline")},
             flush=True,
         )
     summary = {
@@ -167,7 +174,7 @@ def main() -> None:
             ),
             "wer_mean": round(sum(s[mode]["wer"] for s in sessions) / len(sessions), 4),
         }
-        for mode in ("alone", "session", "offline")
+        for mode in (*MODES, "offline")
     }
     report = {
         "what": __doc__.split("\n\n")[0],
