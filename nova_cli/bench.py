@@ -73,6 +73,11 @@ def _memory(mb: float | None) -> str:
     return "–" if mb is None else f"{mb / 1024:.2f} GB{_met(mb, 1536.0)}"
 
 
+def _workers(processes: int) -> str:
+    own = "`nova up`'s STT workers (by the cores: 2 of one thread each on 2 cores)"
+    return own if processes <= 1 else f"{own} and {processes - 1} more `nova stt`"
+
+
 def realtime_table(report: dict[str, Any]) -> str:
     """The README's figures from one bench/realtime.py report: a row per stream count, the
     issue's p95 targets in brackets with ✓/✗, the reproducing command and the model alone."""
@@ -102,7 +107,7 @@ def realtime_table(report: dict[str, Any]) -> str:
     lines = [
         f"Reproduce with `{config['command']}` (or `nova bench` with the same flags); "
         f"{config['session_audio_s']:.1f} s of speech, language `{config['language']}`, "
-        f"{config['stt_workers']} STT worker(s), model {machine.get('model', '?')} "
+        f"{_workers(config['stt_workers'])}, model {machine.get('model', '?')} "
         f"{machine.get('compute_type', '')}, beam {machine.get('beam_size', '?')}, "
         f"{machine.get('cpus_usable', '?')} cores; {report.get('finished_at', '')}. "
         "Targets (issue 11) in brackets; WER within 1 point of offline.",
@@ -171,7 +176,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--streams", help="concurrent stream counts, e.g. 1,4,8 (the default)")
     parser.add_argument("--seconds", help="only the first recordings that fit in this long")
     parser.add_argument("--language", help="session language (default en; auto detects)")
-    parser.add_argument("--stt-workers", help="STT worker processes (default 1)")
+    parser.add_argument("--stt-workers", help="STT worker processes: nova up's own, and N-1 more `nova stt` (default 1)")
     parser.add_argument("--stt-threads", help="threads per STT worker")
     parser.add_argument(
         "--env",
