@@ -216,6 +216,7 @@ class Session:
             return
         current = self._segmenter.in_progress()
         assert current is not None
+        language = self.language or (None if self.start.languages else self._last_language)
         segment = AudioSegment(
             session_id=self.session_id,
             seq=seq,
@@ -227,11 +228,12 @@ class Session:
             # Language detection on a second of audio is poor (it hears Japanese in an English
             # "He might"): a partial assumes the language of the session's last final, unless
             # the session allows several (the next may be another of them).
-            language=self.language or (None if self.start.languages else self._last_language),
+            language=language,
             task=self.start.task,
             allowed_languages=self.start.languages,
             prompt=self.start.prompt,
             sent_at=time.time(),
+            language_prior=() if language else self._heard.prior(),
         )
         try:
             await self._publisher.publish(segment)

@@ -224,6 +224,7 @@ class SttWorker(PullWorker):
                     task=segment.task,
                     allowed=segment.allowed_languages,
                     prompt=segment.prompt,
+                    prior=segment.language_prior,
                 ),
             )
         except Exception as exc:
