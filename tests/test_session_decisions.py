@@ -59,19 +59,34 @@ def trimmed(text: str) -> np.ndarray:
     return audio[loud[0] : loud[-1] + 1]
 
 
-def make_session(publisher: RecordingPublisher, sent: list[ServerEvent]) -> Session:
+def make_session(
+    publisher: RecordingPublisher,
+    sent: list[ServerEvent],
+    *,
+    session_id: str = "s1",
+    language: str = "en",
+    live: bool = True,
+    falling_behind_s: float = 0.0,
+) -> Session:
+    """``live``: partials and cuts on, and no forced cut within these short tests."""
+
     async def send(event: ServerEvent) -> None:
         sent.append(event)
 
     return Session(
-        "s1",
-        StartMessage(language="en"),
-        vad=VadSettings(max_unfinal_s=30.0),
+        session_id,
+        StartMessage(language=language),
+        vad=VadSettings(max_unfinal_s=30.0) if live else VadSettings(),
         publisher=publisher,  # type: ignore[arg-type]
         send=send,
         metrics=GatewayMetrics.create(CollectorRegistry()),
-        partials=PartialWindows(first_after_s=0.3, interval_s=0.3, answer_within_s=10.0),
-        cuts=CutPolicy(),
+        partials=(
+            PartialWindows(first_after_s=0.3, interval_s=0.3, answer_within_s=10.0)
+            if live
+            else None
+        ),
+        cuts=CutPolicy() if live else None,
+        falling_behind_s=falling_behind_s,
     )
 
 
@@ -150,19 +165,7 @@ async def test_no_cut_while_the_sentence_is_not_committed() -> None:
 
 async def test_a_final_owed_too_long_is_said_once() -> None:
     publisher, sent = RecordingPublisher(), list[ServerEvent]()
-
-    async def send(event: ServerEvent) -> None:
-        sent.append(event)
-
-    session = Session(
-        "s2",
-        StartMessage(language="en"),
-        vad=VadSettings(),
-        publisher=publisher,  # type: ignore[arg-type]
-        send=send,
-        metrics=GatewayMetrics.create(CollectorRegistry()),
-        falling_behind_s=0.05,
-    )
+    session = make_session(publisher, sent, session_id="s2", live=False, falling_behind_s=0.05)
     await feed(session, np.concatenate([silence(0.5), trimmed(FIRST), silence(1.0)]))
     assert len(publisher.of("final")) == 1
     await asyncio.sleep(0.1)
@@ -176,18 +179,7 @@ async def test_finals_heard_so_far_go_with_the_next_utterance_as_its_language_pr
     """With language auto the session's belief travels in every segment; a repeated final's
     evidence counts once."""
     publisher, sent = RecordingPublisher(), list[ServerEvent]()
-
-    async def send(event: ServerEvent) -> None:
-        sent.append(event)
-
-    session = Session(
-        "s3",
-        StartMessage(language="auto"),
-        vad=VadSettings(),
-        publisher=publisher,  # type: ignore[arg-type]
-        send=send,
-        metrics=GatewayMetrics.create(CollectorRegistry()),
-    )
+    session = make_session(publisher, sent, session_id="s3", language="auto", live=False)
     sentence = np.concatenate([silence(0.5), trimmed(FIRST), silence(1.0)])
     await feed(session, sentence)
     [first] = publisher.of("final")
@@ -215,14 +207,7 @@ async def test_finals_heard_so_far_go_with_the_next_utterance_as_its_language_pr
     assert list(prior)[:2] == ["pl", "cs"] and 0 < prior["pl"] < 1
 
     # Counted once: the same belief as a session that heard it once.
-    once = Session(
-        "s4",
-        StartMessage(language="auto"),
-        vad=VadSettings(),
-        publisher=RecordingPublisher(),  # type: ignore[arg-type]
-        send=send,
-        metrics=GatewayMetrics.create(CollectorRegistry()),
-    )
+    once = make_session(RecordingPublisher(), [], session_id="s4", language="auto", live=False)
     await once.on_result(msgspec.structs.replace(heard, session_id="s4"))
     assert once._heard.prior() == second.language_prior
 
