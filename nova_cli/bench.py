@@ -176,7 +176,10 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--streams", help="concurrent stream counts, e.g. 1,4,8 (the default)")
     parser.add_argument("--seconds", help="only the first recordings that fit in this long")
     parser.add_argument("--language", help="session language (default en; auto detects)")
-    parser.add_argument("--stt-workers", help="STT worker processes: nova up's own, and N-1 more `nova stt` (default 1)")
+    parser.add_argument(
+        "--stt-workers",
+        help="STT worker processes: nova up's own, and N-1 more `nova stt` (default 1)",
+    )
     parser.add_argument("--stt-threads", help="threads per STT worker")
     parser.add_argument(
         "--env",

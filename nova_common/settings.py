@@ -113,6 +113,9 @@ class SttSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     # (``nova_cli.services.stt_layout``). A `nova stt` process is always one worker.
     workers: int = 0
     beam_size: int = 5
+    # Encoder windows finals may use, seconds (the smallest that holds the utterance): Whisper's
+    # 30 s by default; smaller ones cost less but changed short utterances (nova_stt/windows.py).
+    final_windows_s: tuple[int, ...] = (30,)
     batch_size: int = 4
     fetch_timeout_s: float = 1.0
     nak_delay_s: float = 2.0
@@ -136,6 +139,10 @@ class SttSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     # fetches in a row, or failed ones, the worker checks its consumer and binds afresh.
     rebind_after_idle: int = 30
     rebind_after_errors: int = 5
+
+    def __post_init__(self) -> None:
+        if not self.final_windows_s or not all(1 <= w <= 30 for w in self.final_windows_s):
+            raise ValueError("stt.final_windows_s must name window sizes between 1 and 30 s")
 
 
 class MtSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -31,6 +31,7 @@ def load_model(settings: Settings) -> SpeechToText:
         cpu_threads=stt.cpu_threads,
         beam_size=stt.beam_size,
         filters=filters,
+        final_windows_s=stt.final_windows_s,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,7 +32,12 @@ from nova_stt.filters import (
 )
 from nova_stt.language_decision import decide, reported, restricted
 from nova_stt.models import ModelNotAvailable, hub_hint, resolve_model
-from nova_stt.windows import FRAMES_PER_SECOND, final_window_seconds, window_seconds
+from nova_stt.windows import (
+    FINAL_WINDOWS_S,
+    FRAMES_PER_SECOND,
+    final_window_seconds,
+    window_seconds,
+)
 
 if TYPE_CHECKING:
     import ctranslate2
@@ -148,7 +154,9 @@ class SpeechToText:
         cpu_threads: int = 0,
         beam_size: int = 5,
         filters: FilterSettings | None = None,
+        final_windows_s: tuple[int, ...] = FINAL_WINDOWS_S,
     ) -> None:
+        """``final_windows_s``: the encoder window sizes finals may use (nova_stt.windows)."""
         from faster_whisper import WhisperModel
 
         self.reference = model
@@ -168,7 +176,9 @@ class SpeechToText:
             raise ModelNotAvailable(hub_hint(model)) from exc
         self.multilingual = bool(self._model.model.is_multilingual)
         # Seconds of audio -> encoder window (seconds) for finals; benchmarks swap it.
-        self.final_window: Callable[[float], int] = final_window_seconds
+        self.final_window: Callable[[float], int] = functools.partial(
+            final_window_seconds, sizes=tuple(sorted(final_windows_s))
+        )
 
     def _checked(self, pcm: bytes, language: str | None) -> tuple[np.ndarray, str | None]:
         audio = pcm16_to_float(pcm)

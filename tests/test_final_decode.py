@@ -23,9 +23,13 @@ def clips() -> list[tuple[np.ndarray, str]]:
 
 
 def test_window_sizes() -> None:
-    assert [final_window_seconds(d) for d in (0.5, 8.9, 9.5, 14, 18.9, 19.5, 29, 45)] == [
+    durations = (0.5, 8.9, 9.5, 14, 18.9, 19.5, 29, 45)
+    sizes = (10, 15, 20, 30)  # a sized setting (stt.final_windows_s)
+    assert [final_window_seconds(d, sizes) for d in durations] == [
         10, 10, 15, 15, 20, 30, 30, 30,
     ]  # fmt: skip
+    # The default: Whisper's 30 s (sized windows changed short utterances).
+    assert {final_window_seconds(d) for d in durations} == {30}
 
 
 def test_text_past_the_audio_end_is_dropped() -> None:
@@ -54,7 +58,7 @@ def test_one_encoder_pass_with_the_language_detected(
     result = whisper.transcribe(audio.tobytes(), language=None, task="transcribe")
     assert wer([text], [result.text]) < 0.1 and result.language == "en"
     assert result.language_scores[0].language == "en"
-    assert [shape[-1] for shape in calls] == [1000]  # once, in a 10 s window
+    assert [shape[-1] for shape in calls] == [3000]  # once (Whisper's 30 s window)
 
 
 @pytest.mark.slow
