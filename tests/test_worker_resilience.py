@@ -84,7 +84,10 @@ async def test_graceful_stop_loses_nothing(settings: Settings, whisper: SpeechTo
                     timeout = 0.05
 
             for seq, text in enumerate(SENTENCES):
-                await publish(js, subjects, segment(sid, seq, speak(text).tobytes()))
+                # The language given: detection of one of these espeak sentences sits between
+                # English and Thai, and the subject here is the hand-over.
+                pcm = speak(text).tobytes()
+                await publish(js, subjects, segment(sid, seq, pcm, language="en"))
 
             transcripts.append(await next_transcript(results))
             first.stop()
