@@ -38,7 +38,7 @@ from nova_common.metrics import SttMetrics
 from nova_common.pull_worker import PullLoop, PullOptions, PullWorker, keep_alive, quietly
 from nova_common.settings import StreamSettings, SttSettings
 from nova_common.subjects import Subjects
-from nova_stt.priority import plan_batch
+from nova_stt.priority import BatchPlan, plan_batch
 from nova_stt.transcriber import SpeechResult, SpeechToText
 
 log = structlog.get_logger(__name__)
@@ -140,10 +140,8 @@ class SttWorker(PullWorker):
             if self._finals_owed == 0:
                 self._no_finals.set()
 
-    async def _process_windows(self, msgs: list[Msg]) -> None:
-        """Partial windows run on the model's spare time: each waits until no final does, and
-        those left when a final arrives give way (their sessions send newer ones)."""
-        await self._no_finals.wait()
+    async def _planned(self, msgs: list[Msg]) -> tuple[list[AudioSegment | None], BatchPlan]:
+        """The batch decoded and planned; the partials not worth running are already dropped."""
         segments = [_decoded(msg) for msg in msgs]
         plan = plan_batch(
             segments, now=time.time(), partial_max_age_s=self._settings.partial_max_age_s
@@ -151,6 +149,13 @@ class SttWorker(PullWorker):
         for reason, dropped in (("stale", plan.stale), ("superseded", plan.superseded)):
             for i in dropped:
                 await self._drop_partial(msgs[i], segments[i], reason)
+        return segments, plan
+
+    async def _process_windows(self, msgs: list[Msg]) -> None:
+        """Partial windows run on the model's spare time: each waits until no final does, and
+        those left when a final arrives give way (their sessions send newer ones)."""
+        await self._no_finals.wait()
+        segments, plan = await self._planned(msgs)
         for n, i in enumerate(plan.run):
             segment = segments[i]
             if segment is None or segment.kind != "partial":
@@ -166,13 +171,7 @@ class SttWorker(PullWorker):
 
     async def _run_batch(self, msgs: list[Msg]) -> None:
         self._metrics.batch_size.observe(len(msgs))
-        segments = [_decoded(msg) for msg in msgs]
-        plan = plan_batch(
-            segments, now=time.time(), partial_max_age_s=self._settings.partial_max_age_s
-        )
-        for reason, dropped in (("stale", plan.stale), ("superseded", plan.superseded)):
-            for i in dropped:
-                await self._drop_partial(msgs[i], segments[i], reason)
+        segments, plan = await self._planned(msgs)
         pending = set(plan.run)
         self._in_flight = len(pending)
         try:
