@@ -47,6 +47,24 @@ async def _unsubscribe(subscriptions: list[Subscription]) -> None:
             await subscription.unsubscribe()
 
 
+def partial_windows(
+    settings: GatewaySettings, start: StartMessage, *, ahead: bool = True
+) -> PartialWindows | None:
+    """A session's partial windows (None: no partials). A partial is shown the moment it is
+    answered, ahead of earlier finals still owed (they come in seq order all the same), except
+    in dictation: `typing` types utterances one after another, so there a partial waits for
+    the finals before it (and with ``ahead`` False)."""
+    if not start.partials:
+        return None
+    typing = start.profile == "typing"
+    return PartialWindows(
+        first_after_s=settings.first_partial_s,
+        interval_s=settings.typing_partial_interval_s if typing else settings.partial_interval_s,
+        answer_within_s=settings.partial_answer_within_s,
+        ahead_of_finals=ahead and not typing,
+    )
+
+
 class SessionHub:
     def __init__(
         self,
@@ -83,9 +101,11 @@ class SessionHub:
 
     @contextlib.asynccontextmanager
     async def open(
-        self, session_id: str, start: StartMessage, send: Send
+        self, session_id: str, start: StartMessage, send: Send, *, partials_ahead: bool = True
     ) -> AsyncIterator[Session]:
-        """A running session; ``start`` must already be checked (see ``connection.py``)."""
+        """A running session; ``start`` must already be checked (see ``connection.py``).
+        ``partials_ahead``: False for a front end whose clients take a partial to belong to
+        the utterance their next final closes (see ``partial_windows``)."""
         session: Session | None = None
 
         async def on_result(msg: Msg) -> None:
@@ -123,7 +143,7 @@ class SessionHub:
             recover=replay,
             recover_after_s=self.settings.recover_after_s,
             route=self.route,
-            partials=self._partials_for(start),
+            partials=partial_windows(self.settings, start, ahead=partials_ahead),
             caption_chars=self.settings.caption_chars if start.profile == "subtitles" else 0,
             stt_alive=lambda: bool(self.workers.alive("stt")),
             falling_behind_s=self.settings.falling_behind_s,
@@ -150,20 +170,6 @@ class SessionHub:
         if start.profile == "typing":
             return None
         return CutPolicy(any_end_after_s=self.vad.max_unfinal_s / 2)
-
-    def _partials_for(self, start: StartMessage) -> PartialWindows | None:
-        if not start.partials:
-            return None
-        interval = (
-            self.settings.typing_partial_interval_s
-            if start.profile == "typing"
-            else self.settings.partial_interval_s
-        )
-        return PartialWindows(
-            first_after_s=self.settings.first_partial_s,
-            interval_s=interval,
-            answer_within_s=self.settings.partial_answer_within_s,
-        )
 
     async def _watch(self, session: Session) -> None:
         """Notice a session whose results stopped flowing and replay them from the stream."""

@@ -8,6 +8,12 @@ the utterance; only the tail after them may. The final of the utterance replaces
 Partials are best effort and budgeted against load, not a clock: a session has at most one
 partial window in flight, a new one is due only after ``interval_s`` more of speech, and one
 whose answer comes too late (its utterance already final, a newer revision shown) is dropped.
+
+A partial of the utterance in progress may be answered while finals of earlier ones are still
+owed (each takes the model seconds). Ahead of finals, it is shown at once: the finals still go
+out in seq order, and the client shows them by seq and the newest partial as the live line.
+Otherwise (dictation, which types utterances one after another) the newest is held and shown
+the moment the finals before it are out.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass, field
+
+from nova_common.messages import Transcript
 
 _NOT_WORD = re.compile(r"[^\w']+")
 # After a window with no text (too little speech yet for Whisper to be confident: its first
@@ -94,7 +102,17 @@ class PartialWindows:
     """Per session: decides when the utterance in progress gets a partial window, and turns
     the answers into (committed, text) revisions."""
 
-    def __init__(self, *, first_after_s: float, interval_s: float, answer_within_s: float) -> None:
+    def __init__(
+        self,
+        *,
+        first_after_s: float,
+        interval_s: float,
+        answer_within_s: float,
+        ahead_of_finals: bool = False,
+    ) -> None:
+        """``ahead_of_finals``: show a partial though finals of earlier utterances are owed
+        (else it is held until they are out)."""
+        self.ahead_of_finals = ahead_of_finals
         self._first_after = first_after_s
         self._interval = interval_s
         self._answer_within = answer_within_s
@@ -104,6 +122,8 @@ class PartialWindows:
         self._shown: dict[int, int] = {}  # seq → last revision shown to the client
         self._agreement: dict[int, LocalAgreement] = {}
         self._done_below = 0  # utterances below this seq are final: their partials are stale
+        # The newest partial answered while earlier finals were owed, not ahead of them.
+        self._held: tuple[Transcript, LocalAgreement] | None = None
 
     def due(self, seq: int, duration: float, now: float) -> int | None:
         """The revision to publish for utterance ``seq`` with ``duration`` seconds so far, or
@@ -145,6 +165,25 @@ class PartialWindows:
         agreement.update(text)
         return agreement
 
+    def show_now(self, result: Transcript, agreement: LocalAgreement, *, first_owed: int) -> bool:
+        """Whether an answered partial goes to the client now; ``first_owed`` is the earliest
+        seq whose final is not out yet. Behind earlier finals and not ahead of them, it is held
+        (the newest only) until ``unheld`` gives it back."""
+        if self.ahead_of_finals or result.seq == first_owed:
+            return True
+        self._held = (result, agreement)
+        return False
+
+    def unheld(self, first_owed: int) -> tuple[Transcript, LocalAgreement] | None:
+        """The held partial, once the finals before it are out (it is of ``first_owed``)."""
+        if self._held is None or self._held[0].seq != first_owed:
+            return None
+        held, self._held = self._held, None
+        return held
+
+    def _held_seq(self) -> int | None:
+        return None if self._held is None else self._held[0].seq
+
     def revision(self, seq: int) -> int:
         """The last revision published for ``seq``."""
         return self._revision.get(seq, 0)
@@ -155,7 +194,9 @@ class PartialWindows:
         one's windows counts. True when partials of it were shown (the client must be told)."""
         if seq not in self._revision:
             return False
-        shown = seq in self._agreement
+        shown = seq in self._agreement and self._held_seq() != seq
+        if self._held_seq() == seq:
+            self._held = None  # never shown: nothing to take back
         self._shown[seq] = self._revision[seq]  # revisions go on counting from here
         for state in (self._covered, self._agreement):
             state.pop(seq, None)
@@ -168,6 +209,8 @@ class PartialWindows:
         self._done_below = max(self._done_below, seq + 1)
         if self._in_flight is not None and self._in_flight.seq <= seq:
             self._in_flight = None
+        if (held := self._held_seq()) is not None and held <= seq:
+            self._held = None  # its own final is queued: the partial is stale
         for state in (self._revision, self._covered, self._shown, self._agreement):
             for old in [s for s in state if s <= seq]:
                 del state[old]

@@ -105,7 +105,6 @@ class Session:
         # unclear utterance is decided by the session, not alone.
         self._heard = SessionLanguage()
         self._heard_seqs: set[int] = set()  # a redelivered final's evidence counts once
-        self._held_partial: tuple[Transcript, LocalAgreement] | None = None
         self.samples = 0
         self.finals = 0
         self.failed = 0
@@ -178,24 +177,21 @@ class Session:
         """Between utterances: one the segmenter dropped (too little voiced audio) leaves its
         seq to the next; the partials shown for it are withdrawn with an empty one."""
         seq = self._delivery.next_seq
-        if self._held_partial is not None and self._held_partial[0].seq == seq:
-            self._held_partial = None  # of the utterance that was not speech after all
         if self._partials is None or not self._partials.abandon(seq):
             return
         async with self._deliver:
-            if seq == self._delivery.next_release:
-                await self._send(
-                    PartialEvent(
-                        session_id=self.session_id,
-                        seq=seq,
-                        revision=self._partials.revision(seq),
-                        text="",
-                        committed="",
-                        language=self._last_language or "",
-                        start=0.0,
-                        end=0.0,
-                    )
+            await self._send(
+                PartialEvent(
+                    session_id=self.session_id,
+                    seq=seq,
+                    revision=self._partials.revision(seq),
+                    text="",
+                    committed="",
+                    language=self._last_language or "",
+                    start=0.0,
+                    end=0.0,
                 )
+            )
 
     def _lines(self, text: str) -> tuple[str, ...]:
         return caption_lines(text, self._caption_chars) if self._caption_chars else ()
@@ -323,12 +319,9 @@ class Session:
             if agreement is None or not agreement.text:
                 return
             self._plan_cut(result, agreement)
-            # Shown only once every earlier final is out: captions must not run ahead of them.
-            # Until then the newest is held, and shown the moment they are.
-            if result.seq != self._delivery.next_release:
-                self._held_partial = (result, agreement)
-                return
-            await self._show_partial(result, agreement)
+            # Earlier finals still owed: shown all the same, or held until they are out.
+            if self._partials.show_now(result, agreement, first_owed=self._delivery.next_release):
+                await self._show_partial(result, agreement)
 
     async def _show_partial(self, result: Transcript, agreement: LocalAgreement) -> None:
         sent = self._partial_sent_at.pop((result.seq, result.revision), None)
@@ -348,17 +341,6 @@ class Session:
                 lines=self._lines(agreement.text),
             )
         )
-
-    async def _show_held_partial(self) -> None:
-        """The utterance whose partial waited behind earlier finals is next: show it now."""
-        if self._held_partial is None:
-            return
-        result, agreement = self._held_partial
-        if result.seq != self._delivery.next_seq:
-            self._held_partial = None  # its own final is queued: the partial is stale
-        elif result.seq == self._delivery.next_release:
-            self._held_partial = None
-            await self._show_partial(result, agreement)
 
     async def _on_translation(self, result: Translation | TranslationFailed) -> None:
         times = self._translations.times(result.seq)
@@ -429,7 +411,10 @@ class Session:
                 await self._send_translations(
                     self._translations.final_released(ready.seq, has_text=has_text)
                 )
-            await self._show_held_partial()
+            if self._partials is not None and (
+                held := self._partials.unheld(self._delivery.next_release)
+            ):
+                await self._show_partial(*held)  # it waited for the finals just sent
             self._check_resolved()
 
     async def check_stall(self) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from nova_common.lifecycle import message_id
-from nova_common.messages import AudioSegment
+from nova_common.messages import AudioSegment, Transcript
 from nova_common.subtitles import caption_lines
 from nova_gateway.partials import RETRY_AFTER_EMPTY_S, LocalAgreement, PartialWindows
 from nova_stt.priority import plan_batch
@@ -69,8 +69,10 @@ def test_an_empty_hypothesis_keeps_what_was_committed() -> None:
 # ----------------------------------------------------------------------------- PartialWindows
 
 
-def windows() -> PartialWindows:
-    return PartialWindows(first_after_s=0.8, interval_s=1.0, answer_within_s=2.0)
+def windows(*, ahead_of_finals: bool = False) -> PartialWindows:
+    return PartialWindows(
+        first_after_s=0.8, interval_s=1.0, answer_within_s=2.0, ahead_of_finals=ahead_of_finals
+    )
 
 
 def test_first_window_after_first_after_s_then_one_per_interval() -> None:
@@ -142,6 +144,45 @@ def test_an_abandoned_utterance_leaves_nothing_to_the_next_under_its_seq() -> No
     agreement = w.answer(0, 3, "Hello world again")
     assert agreement is not None and agreement.text == "Hello world again"
     assert agreement.committed_text == ""
+
+
+def transcript(seq: int, text: str) -> Transcript:
+    return Transcript(session_id="s", seq=seq, kind="partial", revision=1, text=text,
+                      language="en", language_probability=1.0, start=0.0, end=1.0,
+                      worker_id="w", compute_s=0.0)  # fmt: skip
+
+
+def test_a_partial_behind_an_owed_final_is_held_unless_ahead_of_finals() -> None:
+    """Final 0 is owed (queued, not out) when utterance 1's partial is answered."""
+    for ahead in (True, False):
+        w = windows(ahead_of_finals=ahead)
+        w.final(0)
+        w.due(1, 1.0, now=0.0)
+        agreement = w.answer(1, 1, "We waited")
+        assert agreement is not None
+        assert w.show_now(transcript(1, "We waited"), agreement, first_owed=0) is ahead
+        assert w.unheld(first_owed=0) is None
+        held = w.unheld(first_owed=1)  # final 0 is out
+        assert (held is None) if ahead else (held is not None and held[0].seq == 1)
+        assert w.unheld(first_owed=1) is None  # given back once
+
+
+def test_a_held_partial_goes_stale_at_its_own_final_and_is_not_withdrawn_if_abandoned() -> None:
+    w = windows()
+    w.final(0)
+    w.due(1, 1.0, now=0.0)
+    agreement = w.answer(1, 1, "We waited")
+    assert agreement is not None
+    assert not w.show_now(transcript(1, "We waited"), agreement, first_owed=0)
+    w.final(1)  # its own final is queued before final 0 came out
+    assert w.unheld(first_owed=1) is None
+    # Abandoned while held: the client never saw it, so there is nothing to take back.
+    w.due(2, 1.0, now=0.1)
+    agreement = w.answer(2, 1, "uh")
+    assert agreement is not None
+    assert not w.show_now(transcript(2, "uh"), agreement, first_owed=0)
+    assert w.abandon(2) is False
+    assert w.unheld(first_owed=2) is None
 
 
 def test_a_window_that_could_not_be_queued_frees_the_budget() -> None:

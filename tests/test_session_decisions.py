@@ -23,21 +23,26 @@ from nova_common.messages import (
     LanguageWeight,
     NoticeEvent,
     PartialEvent,
+    Profile,
     SegmentEnd,
     ServerEvent,
     StartMessage,
     Transcript,
 )
 from nova_common.metrics import GatewayMetrics
-from nova_common.settings import VadSettings
+from nova_common.settings import GatewaySettings, VadSettings
 from nova_gateway.cuts import CutPolicy
-from nova_gateway.partials import PartialWindows
+from nova_gateway.hub import partial_windows
 from nova_gateway.session import Session
 from tests.speech import silence, speak
 
 FIRST = "The train was late."
 SECOND = "We waited on the platform for an hour."
 CHUNK = RATE // 10
+# Partial windows as the hub makes them per profile, quick enough for these short tests.
+PARTIALS = GatewaySettings(
+    first_partial_s=0.3, partial_interval_s=0.3, typing_partial_interval_s=0.3
+)
 
 
 class RecordingPublisher:
@@ -67,24 +72,22 @@ def make_session(
     language: str = "en",
     live: bool = True,
     falling_behind_s: float = 0.0,
+    profile: Profile = "subtitles",
 ) -> Session:
     """``live``: partials and cuts on, and no forced cut within these short tests."""
 
     async def send(event: ServerEvent) -> None:
         sent.append(event)
 
+    start = StartMessage(language=language, profile=profile)
     return Session(
         session_id,
-        StartMessage(language=language),
+        start,
         vad=VadSettings(max_unfinal_s=30.0) if live else VadSettings(),
         publisher=publisher,  # type: ignore[arg-type]
         send=send,
         metrics=GatewayMetrics.create(CollectorRegistry()),
-        partials=(
-            PartialWindows(first_after_s=0.3, interval_s=0.3, answer_within_s=10.0)
-            if live
-            else None
-        ),
+        partials=partial_windows(PARTIALS, start) if live else None,
         cuts=CutPolicy() if live else None,
         falling_behind_s=falling_behind_s,
     )
@@ -219,21 +222,54 @@ async def test_a_given_language_sends_no_prior() -> None:
     assert all(s.language == "en" and s.language_prior == () for s in publisher.segments)
 
 
-async def test_a_partial_held_behind_an_earlier_final_is_shown_when_that_final_is() -> None:
+def final_of(segment: AudioSegment, text: str) -> Transcript:
+    return Transcript(
+        session_id=segment.session_id, seq=segment.seq, text=text, language="en",
+        language_probability=1.0, start=segment.start, end=segment.end, worker_id="scripted",
+        compute_s=0.0,
+    )  # fmt: skip
+
+
+def shown(sent: list[ServerEvent]) -> list[tuple[str, int | None]]:
+    return [(type(e).__name__, getattr(e, "seq", None)) for e in sent]
+
+
+async def a_partial_while_final_0_is_owed(
+    profile: Profile,
+) -> tuple[Session, RecordingPublisher, list[ServerEvent]]:
+    """The first sentence is final (its final not in yet), the second's first window answered."""
     publisher, sent = RecordingPublisher(), list[ServerEvent]()
-    session = make_session(publisher, sent)
+    session = make_session(publisher, sent, profile=profile)
     one, two = trimmed(FIRST), trimmed(SECOND)
     await feed(session, np.concatenate([silence(0.5), one, silence(1.0), two[:RATE]]))
-    [first] = publisher.of("final")
+    assert [f.seq for f in publisher.of("final")] == [0]
     window = publisher.of("partial")[-1]
     assert window.seq == 1
     await session.on_result(answer(window, "We waited", ()))
-    assert not [e for e in sent if isinstance(e, PartialEvent) and e.seq == 1]  # held
+    return session, publisher, sent
 
-    final = Transcript(
-        session_id="s1", seq=0, text=FIRST, language="en", language_probability=1.0,
-        start=first.start, end=first.end, worker_id="scripted", compute_s=0.0,
-    )  # fmt: skip
-    await session.on_result(final)
-    kinds = [(type(e).__name__, getattr(e, "seq", None)) for e in sent]
-    assert kinds[-2:] == [("FinalEvent", 0), ("PartialEvent", 1)], kinds
+
+async def test_a_partial_is_shown_while_an_earlier_final_is_owed() -> None:
+    """Outside dictation the next utterance's words need not wait for the model's time on the
+    previous final: the partial goes at once, and the final still comes in seq order."""
+    session, publisher, sent = await a_partial_while_final_0_is_owed("subtitles")
+    assert shown(sent) == [("PartialEvent", 1)]
+    [partial] = sent
+    assert isinstance(partial, PartialEvent) and partial.text == "We waited"
+
+    await session.on_result(final_of(publisher.of("final")[0], FIRST))
+    assert shown(sent) == [("PartialEvent", 1), ("FinalEvent", 0)]  # nothing shown twice
+    # A late answer for an utterance whose final is out is stale: dropped.
+    late = publisher.of("partial")[0]
+    assert late.seq == 0
+    await session.on_result(answer(late, "The train", ()))
+    assert shown(sent) == [("PartialEvent", 1), ("FinalEvent", 0)]
+
+
+async def test_in_the_typing_profile_a_partial_waits_for_the_earlier_final() -> None:
+    """Dictation types utterances one after another: a partial of the next one is held, and
+    shown the moment the final before it is."""
+    session, publisher, sent = await a_partial_while_final_0_is_owed("typing")
+    assert not [e for e in sent if isinstance(e, PartialEvent)]  # held
+    await session.on_result(final_of(publisher.of("final")[0], FIRST))
+    assert shown(sent)[-2:] == [("FinalEvent", 0), ("PartialEvent", 1)]

@@ -229,8 +229,10 @@ class SeedConnection:
             return session is not None and bool(session.translate_to)
 
         self._outbox = SeedOutbox(self._emit, client_id, translating)
+        # The seed's client shows a partial as the text of the utterance its next final closes:
+        # partials must not come ahead of earlier finals here.
         session = await self._open.enter_async_context(
-            self._hub.open(client_id, start, self._outbox.send)
+            self._hub.open(client_id, start, self._outbox.send, partials_ahead=False)
         )
         self._session = session
         log.info("seed session started", session_id=client_id, language=start.language,
