@@ -235,7 +235,8 @@ class SessionUpdated(msgspec.Struct, frozen=True, kw_only=True, tag="updated", t
 class PartialEvent(msgspec.Struct, frozen=True, kw_only=True, tag="partial", tag_field="type"):
     """The utterance ``seq`` so far. ``committed`` is a prefix of ``text`` that later partials
     of this utterance never change (two hypotheses in a row agreed on it); the rest may still
-    change. The utterance's final replaces its partials."""
+    change. The utterance's final replaces its partials. It may come before the finals of
+    earlier utterances (not in the ``typing`` profile); finals always come in ``seq`` order."""
 
     session_id: str
     seq: int
