@@ -93,6 +93,39 @@ def test_an_empty_final_shows_nothing_but_ends_its_partial() -> None:
     assert captions.partial is None and captions.waiting == [] and captions.latest is None
 
 
+def test_the_next_utterances_partial_keeps_the_earlier_words_until_their_final() -> None:
+    """Partials may run ahead of earlier finals: the live line shows the newest, and the words
+    it showed of an utterance whose final is owed stay (pending) until that final comes."""
+    captions = captions_with(
+        started(), partial(0, "good morning every", "good morning"), partial(1, "please send")
+    )
+    assert captions.pending == [ShownPartial(0, 1, "good morning", "every")]
+    assert captions.partial == ShownPartial(1, 1, "", "please send")
+    captions.apply(partial(0, "an earlier utterance", revision=2), 0.0)  # never back to it
+    assert captions.partial is not None and captions.partial.seq == 1
+    captions.apply(partial(2, "the report"), 0.0)
+    assert [p.seq for p in captions.pending] == [0, 1]
+    # In the overlay too, in speech order: the words of 0 and 1, then the live line.
+    assert " ".join(rows(overlay_view(captions).caption)) == (
+        "good morning every please send the report"
+    )
+    captions.apply(final(0, "Good morning, everyone."), 0.0)
+    assert [p.seq for p in captions.pending] == [1]  # its final took its place
+    assert [f.text for f in captions.waiting] == ["Good morning, everyone."]
+    captions.apply(ErrorEvent(code="stt_failed", reason="worker died", seq=1), 0.0)
+    assert captions.pending == [] and captions.partial is not None
+    assert captions.partial.seq == 2
+
+
+def test_a_lost_sessions_pending_words_stay_as_unfinished_lines_in_order() -> None:
+    captions = captions_with(started(sid="old"), partial(3, "three"), partial(4, "four"))
+    captions.apply(started(sid="new"), 1.0)
+    assert [(f.text, f.unfinished) for f in captions.release(1.0)] == [
+        ("three", True), ("four", True),
+    ]  # fmt: skip
+    assert captions.pending == [] and captions.partial is None
+
+
 # --------------------------------------------------------------------------- translations
 
 

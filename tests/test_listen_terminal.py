@@ -126,6 +126,22 @@ def test_the_live_area_shows_the_waiting_final_its_placeholder_the_partial_and_t
     ]
 
 
+def test_an_earlier_utterances_words_stay_above_the_partial_until_its_final() -> None:
+    captions = live_captions()
+    captions.apply(partial(2, "right now", committed="right"), 0.0)  # final 1 still owed
+    lines = [plain(line) for line in live_area(captions, "● live", 120, 30)]
+    assert lines == [
+        "Good morning, everyone, and welcome to the meeting.",
+        "  [es] …",
+        "please send the report to my office right now",
+        "right now",
+        "● live",
+    ]
+    captions.apply(final(1, "Please send the report to my office."), 0.0)
+    lines = [plain(line) for line in live_area(captions, "● live", 120, 30)]
+    assert lines[2:] == ["Please send the report to my office.", "  [es] …", "right now", "● live"]
+
+
 def test_the_tail_is_dim_and_committed_words_are_not() -> None:
     captions = Captions()
     captions.apply(started(), 0.0)

@@ -6,6 +6,10 @@ A reconnect is a new session whose ``seq`` numbers start again: its ``started`` 
 bookkeeping, while what is on screen stays: finals still owed translations by the lost session
 stop waiting for them, and its utterance in progress, whose audio went with it, is kept as an
 unfinished line rather than dropped.
+
+Partials may come for the next utterance while earlier finals are still owed. The live line
+shows the newest; the words it showed of an earlier utterance stay in ``pending`` (above it,
+in seq order) until that utterance's final, or the error in its place, comes.
 """
 
 from __future__ import annotations
@@ -93,6 +97,8 @@ class Captions:
         # Finals on screen in the live area, oldest first, until their translations are in.
         self.waiting: list[ShownFinal] = []
         self.partial: ShownPartial | None = None
+        # Earlier utterances' last partials, oldest first, while their finals are owed.
+        self.pending: list[ShownPartial] = []
         # The newest final with text: the overlay shows it (and its translations) above the
         # utterance in progress.
         self.latest: ShownFinal | None = None
@@ -144,17 +150,23 @@ class Captions:
             final.orphaned = True
         self._recent.clear()
         self._done_seq = -1
-        if self.partial is not None and self.partial.text:
-            self._show(self.partial.seq, self.partial.text, "", now, unfinished=True)
+        for words in [*self.pending, self.partial]:
+            if words is not None and words.text:
+                self._show(words.seq, words.text, "", now, unfinished=True)
+        self.pending = []
         self.partial = None
 
     def _partial(self, event: PartialEvent) -> None:
         if event.seq <= self._done_seq:
             return  # its final (or its failure) already came
         shown = self.partial
+        if shown is not None and event.seq < shown.seq:
+            return  # the live line has moved on to a later utterance
         if shown is not None and shown.seq == event.seq:
             if event.revision <= shown.revision:
                 return  # overtaken by a newer revision
+        elif shown is not None and shown.text:
+            self.pending.append(shown)  # the next utterance's partial: this one's final is owed
         # The gateway's contract: `committed` is a prefix of `text`. Should it not be, all of it
         # is shown as still changing rather than garbled.
         committed = event.committed if event.text.startswith(event.committed) else ""
@@ -190,6 +202,7 @@ class Captions:
 
     def _finished(self, seq: int) -> None:
         self._done_seq = max(self._done_seq, seq)
+        self.pending = [words for words in self.pending if words.seq > seq]
         shown = self.partial
         if shown is not None and shown.seq <= seq:
             self.partial = None

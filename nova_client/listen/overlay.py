@@ -60,9 +60,9 @@ def overlay_view(captions: Captions, width: int = CAPTION_CHARS) -> OverlayView:
     latest = captions.latest
     if latest is not None:
         words += words_of(latest.text, "tail" if latest.unfinished else "final")
-    partial = captions.partial
-    if partial is not None:
-        words += words_of(partial.committed, "committed") + words_of(partial.tail, "tail")
+    for partial in [*captions.pending, captions.partial]:
+        if partial is not None:
+            words += words_of(partial.committed, "committed") + words_of(partial.tail, "tail")
     caption = tuple(wrap(words, width)[-CAPTION_ROWS:])
 
     translated = captions.latest_translated

@@ -2,11 +2,12 @@
 
 Finished finals go to the scrollback, each with its translations under it (``  [es] …``).
 Below them a small live area is redrawn in place with ANSI cursor movement: finals still
-waiting for their translations, the utterance in progress (words that will not change in normal
-text, the tail that may still change dim) and a status line. Every line is wrapped here at word
-boundaries to less than the terminal's width, so the terminal never wraps one and the count of
-rows to go back up over is always right; the live area is also kept shorter than the screen,
-since the cursor cannot go back up into the scrollback."""
+waiting for their translations, the last words shown of utterances whose finals are still owed,
+the utterance in progress (words that will not change in normal text, the tail that may still
+change dim) and a status line. Every line is wrapped here at word boundaries to less than the
+terminal's width, so the terminal never wraps one and the count of rows to go back up over is
+always right; the live area is also kept shorter than the screen, since the cursor cannot go
+back up into the scrollback."""
 
 from __future__ import annotations
 
@@ -103,8 +104,9 @@ def live_area(captions: Captions, status: str, width: int, height: int) -> list[
     lines: list[Line] = []
     for final in captions.waiting:
         lines += final_lines(final, usable)
-    if captions.partial is not None:
-        lines += partial_lines(captions.partial, usable)
+    for partial in [*captions.pending, captions.partial]:
+        if partial is not None:
+            lines += partial_lines(partial, usable)
     if status:
         lines.append((Span(truncate(status, usable), "status"),))
     # The newest rows matter most; the oldest waiting finals scroll out of the live area first
