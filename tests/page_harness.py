@@ -158,9 +158,11 @@ OBSERVER_JS = r"""
           seen.violations.push(`removed committed words: ${JSON.stringify(node.textContent)}`);
         } else if (node.nodeType === 1 && node.matches(".committed") &&
                    r.target.id === "partial") {
-          // The committed part may go only once its utterance is over: its final is shown.
-          const done = document.querySelector(
-            `#transcript [data-session="${node.dataset.session}"][data-seq="${node.dataset.seq}"]`);
+          // The committed part may go only once its utterance is over (its final is shown), or
+          // when the live line moves on to the next utterance while this one's final is owed:
+          // then a provisional line holds its words until the final comes.
+          const at = `[data-session="${node.dataset.session}"][data-seq="${node.dataset.seq}"]`;
+          const done = document.querySelector(`#transcript ${at}, .line.provisional${at}`);
           if (!done) {
             seen.violations.push(`committed words of seq ${node.dataset.seq} removed before ` +
               `their final: ${JSON.stringify(node.textContent)}`);

@@ -626,3 +626,125 @@ def test_caption_logic(tmp_path: Path) -> None:
     assert dom["violations"] == [], dom["violations"]
     assert dom["committedAppends"] == 2
     assert len(caught) == 3, caught
+
+
+AHEAD_SCRIPT = """async () => {
+    const m = await import('/static/captions.js');
+    const $ = (id) => document.getElementById(id);
+    const timers = [];
+    const captions = new m.Captions({
+        root: $('captions'), transcript: $('transcript'), translation: $('translation'),
+        partial: $('partial'), schedule: (fn, ms) => timers.push(fn),
+    });
+    const run = () => { while (timers.length) timers.shift()(); };
+    const s = captions.session();
+    const p = (seq, revision, text, committed) =>
+        s.partial({type: 'partial', seq, revision, text, committed, start: 4 * seq, end: 4 * seq + 1});
+    const y = (el) => el.getBoundingClientRect().top;
+    const seen = [];
+    const look = (label) => seen.push({
+        label,
+        partial: $('partial').textContent,
+        transcript: $('transcript').textContent,
+        // What is on screen, top to bottom: finals, provisional lines, the live line.
+        screen: [...document.querySelectorAll('#captions .line, #partial')]
+            .filter((el) => el.textContent || el.classList.contains('failed'))
+            .sort((a, b) => y(a) - y(b))
+            .map((el) => el.id === 'partial' ? `live: ${el.textContent}`
+                : el.classList.contains('provisional') ? `provisional ${el.dataset.seq}: ${el.textContent}`
+                : el.classList.contains('failed') ? `failed ${el.dataset.seq}` : el.textContent),
+    });
+    p(0, 1, 'Good morning every', 'Good morning');
+    run();
+    look('partial 0');
+    p(1, 1, 'Please send', '');  // final 0 is still owed
+    run();
+    look('partial 1');
+    p(1, 2, 'Please send the', 'Please send');
+    run();
+    look('partial 1 again');
+    s.final({type: 'final', seq: 0, text: 'Good morning, everyone.', start: 0.4, end: 3});
+    look('final 0');
+    p(2, 1, 'the report', '');
+    run();
+    p(3, 1, 'to my office', 'to my');
+    run();
+    p(1, 3, 'an older utterance', '');  // the live line never goes back to an earlier one
+    run();
+    look('partial 3, finals 1 and 2 owed');
+    s.final({type: 'final', seq: 1, text: ' ', start: 4, end: 5});
+    s.failed(2, 'stt_failed');
+    look('final 1 empty, 2 failed');
+    p(4, 1, 'one two', '');
+    p(5, 1, 'three four', '');  // within one render interval: 4 is drawn before 5 takes over
+    run();
+    look('partials 4 and 5 in one burst');
+    s.final({type: 'final', seq: 3, text: 'To my office.', start: 12, end: 13});
+    s.final({type: 'final', seq: 4, text: 'One, two.', start: 16, end: 17});
+    look('finals 3 and 4');
+    return seen;
+}"""
+
+
+def test_a_later_partial_keeps_the_earlier_utterances_words_until_its_final(
+    tmp_path: Path,
+) -> None:
+    """Partials may run ahead of earlier finals: the live line shows the newest, and the words
+    it showed of an utterance whose final is owed stay as a provisional line in that final's
+    place, which the final then takes (or which an empty final or an error removes)."""
+    with sync_playwright() as p:
+        browser = p.chromium.launch(**launch_options())
+        try:
+            page = browser.new_page(viewport=VIEWPORT)  # type: ignore[arg-type]
+            page.add_init_script(OBSERVER_JS)
+            page.route("http://nova.test/**", serve_static)
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto("http://nova.test/")
+            seen = {step["label"]: step for step in page.evaluate(AHEAD_SCRIPT)}
+            dom = page.evaluate("window.__novaDom")
+            page.screenshot(path=str(artifacts_dir() / "page-partials-ahead.png"))
+        finally:
+            browser.close()
+    assert errors == []
+    assert seen["partial 0"]["screen"] == ["live: Good morning every"]
+    for label in ("partial 1", "partial 1 again"):
+        assert seen[label]["transcript"] == ""  # #transcript holds finals only
+    assert seen["partial 1"]["screen"] == [
+        "provisional 0: Good morning every",
+        "live: Please send",
+    ]
+    assert seen["partial 1 again"]["screen"] == [
+        "provisional 0: Good morning every",
+        "live: Please send the",
+    ]
+    # The final takes the provisional line's place; the live line is the next utterance's.
+    assert seen["final 0"]["screen"] == ["Good morning, everyone.", "live: Please send the"]
+    assert seen["final 0"]["transcript"] == "Good morning, everyone.\n"
+    assert seen["partial 3, finals 1 and 2 owed"]["screen"] == [
+        "Good morning, everyone.",
+        "provisional 1: Please send the",
+        "provisional 2: the report",
+        "live: to my office",
+    ]
+    assert seen["final 1 empty, 2 failed"]["screen"] == [
+        "Good morning, everyone.",
+        "failed 2",
+        "live: to my office",
+    ]
+    assert seen["partials 4 and 5 in one burst"]["screen"] == [
+        "Good morning, everyone.",
+        "failed 2",
+        "provisional 3: to my office",
+        "provisional 4: one two",
+        "live: three four",
+    ]
+    assert seen["finals 3 and 4"]["screen"] == [
+        "Good morning, everyone.",
+        "failed 2",
+        "To my office.",
+        "One, two.",
+        "live: three four",
+    ]
+    # Committed words left the live line only with a provisional line or their final showing.
+    assert dom["violations"] == [], dom["violations"]

@@ -5,6 +5,10 @@
 //   #transcript  the finals, one <p class="line"> each; its textContent is the finals only
 //   #translation the translations, one <p class="tr"> each; its textContent is those only
 //   #partial     the utterance in progress: <span class="committed"> + <span class="tail">
+// Partials may come for a later utterance while earlier finals are still owed. When the live
+// line moves on to another utterance, the words it showed stay where their final will be: a
+// <p class="line provisional" data-seq data-session> in the caption column (outside
+// #transcript), which that final (or the error in its place) replaces.
 // #transcript and #translation are `display: contents` inside one flex column (#captions):
 // every line and translation gets a CSS `order`, so a translation sits under its source line
 // although the two live in different parents.
@@ -106,6 +110,10 @@ export class Captions {
 
   /** Queue a partial; it is rendered at most every PARTIAL_INTERVAL_MS, the latest one wins. */
   queuePartial(session, ev) {
+    const pending = this.pending;
+    if (pending && (pending.session !== session || pending.ev.seq !== ev.seq)) {
+      this.flushPartial(); // another utterance's latest words: on screen before the line moves on
+    }
     this.pending = { session, ev };
     if (this.timerArmed) return;
     const now = performance.now();
@@ -126,7 +134,9 @@ export class Captions {
     if (!session.accepts(ev)) return;
     const shown = this.shown;
     if (shown && shown.session.number > session.number) return; // a newer session owns it
+    if (shown && shown.session === session && shown.seq > ev.seq) return; // an older utterance
     if (!shown || shown.session !== session || shown.seq !== ev.seq) {
+      if (shown) shown.session.provisional(shown); // its final is still to come
       this.replacePartial(session, ev.seq);
     }
     const current = this.shown;
@@ -140,6 +150,8 @@ export class Captions {
     const text = ev.text || "";
     const tail = text.startsWith(current.committed) ? text.slice(current.committed.length) : "";
     if (current.tailText.data !== tail) current.tailText.data = tail;
+    current.start = ev.start;
+    current.language = ev.language;
     this.lastRender = performance.now();
     this.onRender("partial");
   }
@@ -154,7 +166,7 @@ export class Captions {
     const tailText = this.doc.createTextNode("");
     tailEl.appendChild(tailText);
     this.partialEl.replaceChildren(committedEl, tailEl);
-    this.shown = { session, seq, committed: "", committedEl, tailText };
+    this.shown = { session, seq, committed: "", committedEl, tailText, start: null, language: "" };
   }
 
   /** The utterance `seq` of `session` is over (final or failed): its partial goes. */
@@ -177,6 +189,7 @@ class CaptionSession {
     this.base = captions.orderBase(number);
     this.lastFinal = -1; // finals arrive in seq order
     this.lines = new Map(); // seq → {order, element}
+    this.provisionals = new Map(); // seq → <p>: a partial's words waiting there for its final
     this.languages = []; // translation targets in the order first seen: their slot under a line
     this.finals = 0;
     this.translations = 0;
@@ -217,6 +230,38 @@ class CaptionSession {
     this.captions.onRender("final");
   }
 
+  /** The live line moves on from `shown` (a partial of this session): while its final is owed,
+   * its words stay as a provisional line where that final will be. */
+  provisional(shown) {
+    const text = shown.committed + shown.tailText.data;
+    if (!this.accepts(shown) || !text.trim()) return;
+    const doc = this.captions.doc;
+    const el = doc.createElement("p");
+    el.className = "line provisional";
+    el.dataset.seq = String(shown.seq);
+    el.dataset.session = String(this.number);
+    if (Number.isFinite(shown.start)) el.dataset.time = clock(shown.start);
+    if (shown.language) el.lang = shown.language;
+    const tail = doc.createElement("span");
+    tail.className = "tail";
+    tail.append(shown.tailText.data);
+    el.append(shown.committed, tail);
+    this.provisionals.get(shown.seq)?.remove();
+    this.provisionals.set(shown.seq, el);
+    this.captions.root.appendChild(el);
+    this.placeProvisionals();
+    this.captions.onRender("provisional");
+  }
+
+  /** Provisional lines take the slots the finals before and among them leave free. */
+  placeProvisionals() {
+    const seqs = [...this.provisionals.keys()].sort((a, b) => a - b);
+    seqs.forEach((seq, i) => {
+      const slot = Math.min(this.lines.size + i, SESSION_SLOTS / LINE_SLOTS - 1);
+      this.provisionals.get(seq).style.order = String(this.base + slot * LINE_SLOTS);
+    });
+  }
+
   addLine(seq, start, language, end) {
     this.lastFinal = Math.max(this.lastFinal, seq);
     this.captions.endPartial(this, seq);
@@ -234,6 +279,12 @@ class CaptionSession {
     el.style.order = String(order);
     const line = { order, element: el };
     this.lines.set(seq, line);
+    for (const [held, provisional] of this.provisionals) {
+      if (held > seq) continue;
+      provisional.remove(); // the final (or its failure) takes its place
+      this.provisionals.delete(held);
+    }
+    this.placeProvisionals();
     return line;
   }
 
