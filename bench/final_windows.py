@@ -7,13 +7,15 @@ Policies (all with the language detected, beam 5, the existing filters):
 - ``faster_whisper``: faster-whisper's own ``transcribe`` as Nova called it before: a 30 s
   window, the encoder run once to detect the language and again to decode;
 - ``window_30s``: Nova's decode loop (``nova_stt.decode``), one encoder pass, 30 s window;
-- ``sized``: the same loop with the windows of ``nova_stt.windows.final_window_seconds`` (the
-  default);
+- ``sized``: the same loop with the windows of ``nova_stt.windows.final_window_seconds``, and
+  an utterance Whisper is unsure of decoded again in 30 s (the default);
+- ``sized_only``: the same windows, never decoded again;
 - ``step5``: 5 s steps with a 1 s margin (the partials' windows), the smallest tried.
 
 Audio: the five LibriVox recordings (pocketsphinx-testdata), two pairs of them and all five as
 one ~25 s utterance; espeak-ng in en, de, es, fr, it, cs, pl: two single sentences, three
-sentences together, and as many as fit in ~15–28 s. Figures per policy: WER over all, per
+sentences together, and as many as fit in ~15–28 s; the two German sentences
+tests/test_type_desktop.py types (espeak at 150 words a minute). Figures per policy: WER over all, per
 language and per duration band; share of utterances whose language was detected right; mean
 model seconds per utterance and its ratio to ``window_30s``.
 
@@ -43,7 +45,7 @@ from bench.speech_corpus import SHORT  # noqa: E402
 from nova_common.settings import load_settings  # noqa: E402
 from nova_stt.service import load_model  # noqa: E402
 from nova_stt.transcriber import SpeechToText  # noqa: E402
-from nova_stt.windows import final_window_seconds  # noqa: E402
+from nova_stt.windows import RECHECK_BELOW_LOGPROB, final_window_seconds  # noqa: E402
 from tests.speech import librivox, read_wav, resample, silence, speak, wer  # noqa: E402
 
 DEFAULT_OUT = REPO / "bench" / "results" / "final_windows.json"
@@ -51,6 +53,7 @@ RATE = 16000
 PAUSE_S = 0.4
 MAX_S = 28.0
 BANDS = ((0, 5), (5, 10), (10, 20), (20, 31))
+TYPED_GERMAN = ("Die Tür ist offen.", "Ich möchte gern einen Kaffee.")
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,10 @@ def corpus(quick: bool) -> list[Utterance]:
             total += spoken[n].size / RATE + PAUSE_S
             n += 1
         out.append(Utterance(f"{lang}-long", lang, joined(spoken[5:n]), " ".join(sentences[5:n])))
+    for i, sentence in enumerate(TYPED_GERMAN):
+        out.append(
+            Utterance(f"de-typed{i}", "de", joined([speak(sentence, "de", wpm=150)]), sentence)
+        )
     return out
 
 
@@ -106,13 +113,17 @@ class Outcome:
     text: str
     language: str
     seconds: float
+    rechecked: bool = False
 
 
-def nova(stt: SpeechToText, window: Callable[[float], int]) -> Callable[[np.ndarray], Outcome]:
+def nova(
+    stt: SpeechToText, window: Callable[[float], int], *, recheck: bool = True
+) -> Callable[[np.ndarray], Outcome]:
     def run(audio: np.ndarray) -> Outcome:
         stt.final_window = window
+        stt.recheck_below = RECHECK_BELOW_LOGPROB if recheck else float("-inf")
         r = stt.transcribe(audio.tobytes(), language=None, task="transcribe")
-        return Outcome(r.text, r.language, r.compute_s)
+        return Outcome(r.text, r.language, r.compute_s, r.rechecked)
 
     return run
 
@@ -161,6 +172,7 @@ def summarise(rows: list[dict[str, Any]], policy: str, base: str) -> dict[str, A
         "language_right": round(
             sum(r["policies"][policy]["language"] == r["language"] for r in rows) / len(rows), 3
         ),
+        "rechecked": sum(r["policies"][policy]["rechecked"] for r in rows),
         "seconds_per_utterance_mean": round(statistics.mean(seconds), 3),
         f"time_ratio_to_{base}_median": round(statistics.median(ratios), 3),
     }
@@ -177,6 +189,7 @@ def main() -> None:
         "faster_whisper": faster_whisper(stt),
         "window_30s": nova(stt, lambda d: 30),
         "sized": nova(stt, final_window_seconds),
+        "sized_only": nova(stt, final_window_seconds, recheck=False),
         "step5": nova(stt, step5),
     }
     utterances = corpus(args.quick)
@@ -188,7 +201,12 @@ def main() -> None:
         # Rotate the order so that no policy always runs first (caches, load).
         for name in names[i % len(names) :] + names[: i % len(names)]:
             o = policies[name](u.audio)
-            results[name] = {"text": o.text, "language": o.language, "seconds": round(o.seconds, 3)}
+            results[name] = {
+                "text": o.text,
+                "language": o.language,
+                "seconds": round(o.seconds, 3),
+                "rechecked": o.rechecked,
+            }
         rows.append(
             {
                 "name": u.name,

@@ -90,10 +90,17 @@ class SttMetrics:
     batch_size: Histogram
     suppressed: Counter
     partials_dropped: Counter
+    finals_rechecked: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> SttMetrics:
         return cls(
+            finals_rechecked=Counter(
+                "nova_stt_finals_rechecked",
+                "Finals decoded again in Whisper's 30 s window, their sized window's text being "
+                "improbable",
+                registry=registry,
+            ),
             partials_dropped=Counter(
                 "nova_stt_partials_dropped",
                 "Partial windows dropped: stale, superseded in the same batch, yielded to a final, "

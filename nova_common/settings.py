@@ -113,9 +113,10 @@ class SttSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     # (``nova_cli.services.stt_layout``). A `nova stt` process is always one worker.
     workers: int = 0
     beam_size: int = 5
-    # Encoder windows finals may use, seconds (the smallest that holds the utterance): Whisper's
-    # 30 s by default; smaller ones cost less but changed short utterances (nova_stt/windows.py).
-    final_windows_s: tuple[int, ...] = (30,)
+    # Encoder windows finals may use, seconds (the smallest that holds the utterance; a final
+    # Whisper is unsure of in a smaller one is decoded again in 30 s: nova_stt/windows.py).
+    # [30] is Whisper's own window for every final, at about three times the cost.
+    final_windows_s: tuple[int, ...] = (10, 15, 20, 30)
     batch_size: int = 4
     fetch_timeout_s: float = 1.0
     nak_delay_s: float = 2.0

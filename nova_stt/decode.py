@@ -77,6 +77,23 @@ class Decoded:
     # as faster-whisper does.
     silent_windows: int = 0
     windows: int = 0
+    # Whisper's average token log-probability of each window that was not silent.
+    window_logprobs: tuple[float, ...] = ()
+    # Whether any window was shorter than Whisper's 30 s.
+    sized: bool = False
+    # Whether any window's beam failed the thresholds, and sampling at a higher temperature
+    # settled it (or gave up at the last).
+    fell_back: bool = False
+
+    @property
+    def least_logprob(self) -> float:
+        return min(self.window_logprobs, default=0.0)
+
+    @property
+    def mean_logprob(self) -> float:
+        if not self.window_logprobs:
+            return float("-inf")
+        return sum(self.window_logprobs) / len(self.window_logprobs)
 
 
 def encode_window(
@@ -183,6 +200,8 @@ def decode(
     previous = tokenizer.encode(" " + prompt_text) if prompt_text else []
     segments: list[DecodedSegment] = []
     silent = windows = 0
+    logprobs: list[float] = []
+    sized = fell_back = False
     seek = 0
     last_speech = 0.0
     while seek < content_frames:
@@ -193,12 +212,16 @@ def decode(
         else:
             encoded = encode_window(model, features, seek, size, window_frames)
         windows += 1
+        sized = sized or window_frames < MAX_WINDOW_S * FRAMES_PER_SECOND
         time_offset = seek / FRAMES_PER_SECOND
         # The initial prompt conditions the first window only, as in faster-whisper without
         # condition_on_previous_text.
         prompt = model.get_prompt(tokenizer, previous if seek == 0 else [])
+        # The budget follows the audio in the window, not its padding: text written past the
+        # audio is dropped anyway, and a loop at six temperatures in a 30 s window of 2 s of
+        # speech would otherwise run to Whisper's 448 tokens each time.
         options = transcription_options(
-            settings, tokenizer, max_new_tokens(model, prompt, window_frames / FRAMES_PER_SECOND)
+            settings, tokenizer, max_new_tokens(model, prompt, size / FRAMES_PER_SECOND)
         )
         result, avg_logprob, temperature, compression_ratio = model.generate_with_fallback(
             encoded, prompt, tokenizer, options
@@ -207,6 +230,8 @@ def decode(
             silent += 1
             seek += size
             continue
+        logprobs.append(avg_logprob)
+        fell_back = fell_back or temperature > 0
         previous_seek = seek
         current, seek, single_ending = model._split_segments_by_timestamps(
             tokenizer=tokenizer,
@@ -254,4 +279,11 @@ def decode(
                     words=timed_words(segment, duration),
                 )
             )
-    return Decoded(tuple(segments), silent_windows=silent, windows=windows)
+    return Decoded(
+        tuple(segments),
+        silent_windows=silent,
+        windows=windows,
+        window_logprobs=tuple(logprobs),
+        sized=sized,
+        fell_back=fell_back,
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from collections.abc import Callable, Sequence
@@ -35,6 +36,9 @@ from nova_stt.models import ModelNotAvailable, hub_hint, resolve_model
 from nova_stt.windows import (
     FINAL_WINDOWS_S,
     FRAMES_PER_SECOND,
+    MAX_WINDOW_S,
+    RECHECK_BELOW_LOGPROB,
+    SIZED_WINS_BY_LOGPROB,
     final_window_seconds,
     window_seconds,
 )
@@ -66,6 +70,8 @@ class SpeechResult:
     # With the language detected: what this utterance alone sounded like (among the allowed
     # languages, before any session prior), most probable first — the session's evidence.
     language_scores: tuple[LanguageWeight, ...] = ()
+    # Finals: decoded again in Whisper's 30 s window, the sized one's text being improbable.
+    rechecked: bool = False
 
 
 @dataclass(frozen=True)
@@ -179,6 +185,8 @@ class SpeechToText:
         self.final_window: Callable[[float], int] = functools.partial(
             final_window_seconds, sizes=tuple(sorted(final_windows_s))
         )
+        # Below this a final's sized window is decoded again in 30 s; benchmarks swap it.
+        self.recheck_below = RECHECK_BELOW_LOGPROB
 
     def _checked(self, pcm: bytes, language: str | None) -> tuple[np.ndarray, str | None]:
         audio = pcm16_to_float(pcm)
@@ -241,6 +249,7 @@ class SpeechToText:
         encoded = encode_window(self._model, features, 0, size, window)
         probability = 1.0
         scores: tuple[LanguageWeight, ...] = ()
+        full: ctranslate2.StorageView | None = None  # the 30 s window's, once needed
         if not self.multilingual:
             language = "en"
         elif language is None:
@@ -275,6 +284,9 @@ class SpeechToText:
         decoded = decode(
             self._model, features, tokenizer, settings, window_for=window_for, first=encoded
         )
+        rechecked = self._recheck(decoded, features, tokenizer, settings, full)
+        if rechecked is not None:
+            decoded = rechecked
         # A translate task writes English whatever was spoken: English sign-offs apply.
         written = "en" if task == "translate" else language
         kept, suppressed, words = self._filtered(decoded, written)
@@ -286,7 +298,44 @@ class SpeechToText:
             suppressed=tuple(suppressed),
             words=tuple(words),
             language_scores=scores,
+            rechecked=rechecked is not None,
         )
+
+    def _recheck(
+        self,
+        decoded: Decoded,
+        features: np.ndarray,
+        tokenizer: Tokenizer,
+        settings: DecodeSettings,
+        full: ctranslate2.StorageView | None,
+    ) -> Decoded | None:
+        """The 30 s window's decoding, where it should replace a sized window's, else None.
+
+        Whisper's beam text is improbable: there a shorter window than the 30 s it was trained
+        on can change words (nova_stt.windows), and the 30 s window's beam is kept unless the
+        sized one is clearly more probable, or it fails Whisper's own thresholds (a loop
+        compresses too well). Audio that needed the temperature fallback is hard in any window
+        (espeak's Italian came out as loops in both) and is left as it is; the second pass is
+        one beam, not six temperatures, so a recheck costs at most one 30 s decode."""
+        if not decoded.sized or decoded.fell_back or decoded.least_logprob >= self.recheck_below:
+            return None
+        whole = decode(
+            self._model,
+            features,
+            tokenizer,
+            dataclasses.replace(settings, temperatures=settings.temperatures[:1]),
+            window_for=lambda _: MAX_WINDOW_S,
+            first=full,
+        )
+        f = self.filters
+        holds = all(
+            s.evidence.compression_ratio <= f.compression_ratio_threshold
+            and s.evidence.avg_logprob >= f.log_prob_threshold
+            for s in whole.segments
+        )
+        if holds and decoded.mean_logprob <= whole.mean_logprob + SIZED_WINS_BY_LOGPROB:
+            return whole
+        return None
 
     def _detect(self, encoded: ctranslate2.StorageView) -> list[tuple[str, float]]:
         detected = self._model.model.detect_language(encoded)[0]

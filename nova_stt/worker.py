@@ -345,6 +345,8 @@ class SttWorker(PullWorker):
         self._metrics.audio_seconds.inc(segment.end - segment.start)
         for reason in result.suppressed:
             self._metrics.suppressed.labels(reason).inc()
+        if result.rechecked:
+            self._metrics.finals_rechecked.inc()
         if segment.kind == "final" and transcript.text:
             try:
                 await self._hand_on(segment, transcript)

@@ -24,12 +24,11 @@ def clips() -> list[tuple[np.ndarray, str]]:
 
 def test_window_sizes() -> None:
     durations = (0.5, 8.9, 9.5, 14, 18.9, 19.5, 29, 45)
-    sizes = (10, 15, 20, 30)  # a sized setting (stt.final_windows_s)
-    assert [final_window_seconds(d, sizes) for d in durations] == [
+    assert [final_window_seconds(d) for d in durations] == [
         10, 10, 15, 15, 20, 30, 30, 30,
     ]  # fmt: skip
-    # The default: Whisper's 30 s (sized windows changed short utterances).
-    assert {final_window_seconds(d) for d in durations} == {30}
+    # stt.final_windows_s [30]: Whisper's own window for every final.
+    assert {final_window_seconds(d, (30,)) for d in durations} == {30}
 
 
 def test_text_past_the_audio_end_is_dropped() -> None:
@@ -58,7 +57,29 @@ def test_one_encoder_pass_with_the_language_detected(
     result = whisper.transcribe(audio.tobytes(), language=None, task="transcribe")
     assert wer([text], [result.text]) < 0.1 and result.language == "en"
     assert result.language_scores[0].language == "en"
-    assert [shape[-1] for shape in calls] == [3000]  # once (Whisper's 30 s window)
+    assert [shape[-1] for shape in calls] == [1000]  # once, in a 10 s window
+    assert not result.rechecked  # Whisper is sure of LibriVox: no second pass
+
+
+@pytest.mark.slow
+def test_an_unsure_final_is_decoded_again_in_30_s(whisper: SpeechToText) -> None:
+    """espeak's German "Ich möchte gern einen Kaffee." is "Ich muss zugeben einen Kaffee." in a
+    10 s window; Whisper's low confidence sends it to the 30 s window, whose text is kept
+    unless the sized one is clearly more probable."""
+    sentence = "Ich möchte gern einen Kaffee."
+    pcm = np.concatenate([silence(0.3), speak(sentence, "de", wpm=150), silence(0.3)]).tobytes()
+    result = whisper.transcribe(pcm, language="de", task="transcribe")
+    assert result.rechecked, result
+    recheck_below, final_window = whisper.recheck_below, whisper.final_window
+    try:
+        whisper.recheck_below = float("-inf")
+        sized_only = whisper.transcribe(pcm, language="de", task="transcribe")
+        whisper.final_window = lambda _: 30
+        whole = whisper.transcribe(pcm, language="de", task="transcribe")
+    finally:
+        whisper.recheck_below, whisper.final_window = recheck_below, final_window
+    assert not sized_only.rechecked and result.text == whole.text
+    assert wer([sentence], [whole.text]) < wer([sentence], [sized_only.text]), (whole, sized_only)
 
 
 @pytest.mark.slow
