@@ -117,6 +117,21 @@ class UtteranceSegmenter:
         first = self._speech[0].index * FRAME
         return first / RATE, (first + len(self._speech) * FRAME) / RATE
 
+    def pause_near(self, at: float) -> float:
+        """Seconds of the longest unvoiced run in the utterance in progress where a cut near
+        ``at`` would look (0.0 when none, or no utterance is in progress)."""
+        if self._speech is None:
+            return 0.0
+        frames = self._speech
+        first = frames[0].index
+        lo = max(round((at - CUT_SEARCH_BEFORE_S) * RATE / FRAME) - first, 0)
+        hi = min(round((at + CUT_SEARCH_AFTER_S) * RATE / FRAME) - first, len(frames) - 1)
+        longest = run = 0
+        for k in range(lo, hi + 1):
+            run = run + 1 if not frames[k].voiced else 0
+            longest = max(longest, run)
+        return longest * FRAME_MS / 1000
+
     def cut_near(self, at: float) -> Utterance | None:
         """End the utterance in progress near ``at`` (session seconds), in the pause there:
         the most silent unvoiced frame within the search window, or the quietest one if none is

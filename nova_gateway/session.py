@@ -149,6 +149,7 @@ class Session:
             start=span[0],
             end=span[1],
             policy=self._cuts,
+            pause_near=self._segmenter.pause_near,
         )
         if at is not None:
             self._cut = (result.seq, at)

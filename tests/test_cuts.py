@@ -80,6 +80,28 @@ def test_an_end_at_or_past_the_audio_so_far_is_no_cut() -> None:
     assert at is None
 
 
+def test_a_sentence_end_not_yet_committed_is_a_cut_where_the_speaker_paused() -> None:
+    committed = "The train".split()  # a second hypothesis has not agreed on "was late." yet
+    pauses = {2.1: 0.3}  # seconds of the longest unvoiced run near each end
+    kwargs = {"committed": committed, "hypothesis": HYPOTHESIS, "ends": ENDS, "policy": POLICY}
+
+    def pause_near(at: float) -> float:
+        return pauses.get(at, 0.0)
+
+    assert cut_point(start=0.5, end=4.0, pause_near=pause_near, **kwargs) == 2.1  # type: ignore[arg-type]
+    # Without the pause (words run on), or with the end too close to the audio heard so far
+    # (Whisper may close what it heard with a period), it waits for the words to be committed.
+    pauses[2.1] = 0.12
+    assert cut_point(start=0.5, end=4.0, pause_near=pause_near, **kwargs) is None  # type: ignore[arg-type]
+    pauses[2.1] = 0.3
+    assert cut_point(start=0.5, end=2.4, pause_near=pause_near, **kwargs) is None  # type: ignore[arg-type]
+    # A clause end is never cut at on one hypothesis.
+    clause = "When the train came, we all got on"
+    ends = (SegmentEnd(words=4, end=2.1),)
+    kwargs = {"committed": [], "hypothesis": clause, "ends": ends, "policy": POLICY}
+    assert cut_point(start=0.0, end=5.0, pause_near=pause_near, **kwargs) is None  # type: ignore[arg-type]
+
+
 def test_sentence_punctuation() -> None:
     assert ends_sentence("late.")
     assert ends_sentence('late?"')
@@ -123,6 +145,16 @@ def test_cut_near_a_time_lands_in_the_pause_and_loses_no_sample() -> None:
     joined = np.concatenate([head.pcm, rest[0].pcm])
     assert np.array_equal(joined, audio[head.start_sample : head.start_sample + len(joined)])
     assert head.start_sample == 0 or span[0] == head.start
+
+
+def test_pause_near_measures_the_gap_between_sentences() -> None:
+    first, second = _trimmed("The train was late."), _trimmed("We waited on the platform.")
+    audio = np.concatenate([silence(0.5), first, silence(0.35), second])
+    segmenter = _in_progress(audio)
+    pause_start = (len(silence(0.5)) + len(first)) / RATE
+    assert 0.24 <= segmenter.pause_near(pause_start + 0.1) <= 0.45
+    # Inside the first sentence's words, the VAD hears no such gap.
+    assert segmenter.pause_near(pause_start - 0.9) < 0.24
 
 
 def test_cut_near_refuses_a_time_outside_the_utterance() -> None:

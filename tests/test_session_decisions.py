@@ -152,13 +152,29 @@ async def test_a_committed_sentence_end_cuts_the_utterance_in_its_pause() -> Non
     assert finals[1].end > (len(lead) + len(first) + len(pause) + len(second)) / RATE - 0.1
 
 
-async def test_no_cut_while_the_sentence_is_not_committed() -> None:
+async def test_a_sentence_end_the_speaker_paused_at_is_cut_on_one_hypothesis() -> None:
+    lead, first, pause, second = silence(0.5), trimmed(FIRST), silence(0.3), trimmed(SECOND)
+    audio = np.concatenate([lead, first, pause, second])
+    pause_start = (len(lead) + len(first)) / RATE
+    publisher, sent = RecordingPublisher(), list[ServerEvent]()
+    session = make_session(publisher, sent)
+    await feed(session, audio)
+    ends = (SegmentEnd(words=4, end=round(pause_start + 0.1, 2)),)
+    # Nothing committed yet: one hypothesis, but a period where the VAD hears the pause.
+    await session.on_result(answer(publisher.of("partial")[-1], f"{FIRST} We", ends))
+    await feed(session, silence(0.1))
+    [head] = publisher.of("final")
+    assert pause_start - 0.03 <= head.end <= pause_start + len(pause) / RATE + 0.03
+
+
+async def test_no_cut_while_the_sentence_is_not_committed_and_no_pause_is_heard() -> None:
     lead, first, pause, second = silence(0.5), trimmed(FIRST), silence(0.3), trimmed(SECOND)
     audio = np.concatenate([lead, first, pause, second])
     publisher, sent = RecordingPublisher(), list[ServerEvent]()
     session = make_session(publisher, sent)
     await feed(session, audio)
-    ends = (SegmentEnd(words=4, end=(len(lead) + len(first)) / RATE),)
+    # Whisper's period inside the first sentence's words (it misheard where it ends).
+    ends = (SegmentEnd(words=4, end=(len(lead) + len(first) // 2) / RATE),)
     # Two hypotheses that disagree from the first word: nothing is committed.
     for text in (f"{FIRST} We", "A rain was late. We waited"):
         await session.on_result(answer(publisher.of("partial")[-1], text, ends))
