@@ -104,7 +104,10 @@ class PullLoop:
         *,
         consumer: ConsumerConfig | None = None,
         name: str = "worker",
+        ready: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
+        """``ready``: awaited before each fetch, so that a loop whose work must wait (partial
+        windows while the worker runs a final) leaves its messages to other workers."""
         if consumer is not None and consumer.durable_name != options.durable:
             raise ValueError(
                 f"consumer config is for {consumer.durable_name!r}, worker binds {options.durable!r}"
@@ -114,6 +117,7 @@ class PullLoop:
         self._handle_batch = handle_batch
         self._consumer = consumer
         self._name = name
+        self._ready = ready
         self._stopping = asyncio.Event()
         self.rebinds = 0  # fresh subscriptions bound after idleness or errors
         self.consumers_recreated = 0
@@ -132,6 +136,10 @@ class PullLoop:
         errors = 0
         idle = 0
         while not self._stopping.is_set():
+            if self._ready is not None:
+                await self._ready()
+                if self._stopping.is_set():
+                    break
             try:
                 msgs = await psub.fetch(opts.batch_size, timeout=opts.fetch_timeout_s)
             except TimeoutError:  # nats.errors.TimeoutError, or asyncio's from inside fetch: idle

@@ -43,6 +43,8 @@ from nova_stt.transcriber import SpeechResult, SpeechToText
 
 log = structlog.get_logger(__name__)
 
+WINDOW_FETCH_TIMEOUT_S = 0.25
+
 
 class HandOnFailed(Exception):
     """The transcript is out, but handing it on for translation failed: retried like any
@@ -105,7 +107,9 @@ class SttWorker(PullWorker):
             stream=subjects.windows_stream,
             durable=settings.windows_durable,
             batch_size=settings.windows_batch_size,
-            fetch_timeout_s=settings.fetch_timeout_s,
+            # Short: a window fetch still pending when this worker starts a final would take
+            # a window into that final's wait, while another worker may be free.
+            fetch_timeout_s=min(settings.fetch_timeout_s, WINDOW_FETCH_TIMEOUT_S),
             rebind_after_idle=settings.rebind_after_idle,
             rebind_after_errors=settings.rebind_after_errors,
         )
@@ -116,6 +120,8 @@ class SttWorker(PullWorker):
                 lambda msgs: self._process_windows(msgs),
                 consumer=windows_consumer,
                 name=f"{self.worker_id}-windows",
+                # While this worker runs a final it fetches no windows: they go to a free one.
+                ready=self._no_finals.wait,
             )
         )
 
@@ -152,8 +158,9 @@ class SttWorker(PullWorker):
         return segments, plan
 
     async def _process_windows(self, msgs: list[Msg]) -> None:
-        """Partial windows run on the model's spare time: each waits until no final does, and
-        those left when a final arrives give way (their sessions send newer ones)."""
+        """Partial windows run on the model's spare time: none is fetched while a final runs,
+        one fetched just before waits for it, and those left when a final arrives give way
+        (their sessions send newer ones)."""
         await self._no_finals.wait()
         segments, plan = await self._planned(msgs)
         for n, i in enumerate(plan.run):

@@ -7,8 +7,10 @@ first-partial latency and flicker are reported by ``bench/partials.py``, not ass
 
 from __future__ import annotations
 
+import asyncio
 import time
 
+import nats
 import numpy as np
 import pytest
 from nats.aio.client import Client
@@ -19,6 +21,7 @@ from nova_common.messages import FinalEvent, PartialEvent, StartMessage
 from nova_common.settings import Settings
 from nova_common.subjects import new_session_id
 from nova_gateway.replay import read_results
+from nova_stt.service import load_model
 from nova_stt.transcriber import SpeechToText
 from tests.client import chunks
 from tests.speech import librivox, normalise, read_wav, resample, silence, speak, wer
@@ -206,3 +209,37 @@ def test_a_partial_with_a_long_prompt_still_has_room_for_its_words(
     prompted = whisper.partial(speech, language="en", task="transcribe", prompt=prompt)
     assert wer(["he was not an ill disposed young man"], [plain.text]) <= 0.3, plain
     assert wer(["he was not an ill disposed young man"], [prompted.text]) <= 0.3, prompted
+
+
+async def test_a_window_goes_to_a_free_worker_while_another_runs_a_final(
+    settings: Settings, whisper: SpeechToText
+) -> None:
+    """A worker running a final fetches no partial windows (they would wait for it): the
+    session's window is answered by the other worker before that final is done."""
+    async with LocalStack(settings, stt_workers=1, model=whisper) as stack:
+        # A model of its own, as each of `nova up`'s workers has (one model serves one call at
+        # a time).
+        await stack.add_worker(await asyncio.to_thread(load_model, settings))
+        nc = await nats.connect(settings.nats.url)
+        js = nc.jetstream()
+        subjects = subjects_of(settings)
+        sid = new_session_id()
+        results = await nc.subscribe(subjects.results(sid))
+        partials = await nc.subscribe(subjects.partials(sid))
+        long_final = librivox_session()[0].tobytes()  # 32 s: two windows, seconds of model time
+        await publish(js, subjects, segment(sid, 0, long_final, word_timestamps=True))
+        # Past the other loop's fetch of windows that was pending when the final came.
+        await asyncio.sleep(0.6)
+        window = speak("He was not an ill disposed young man.").tobytes()
+        answered = []
+        for revision in range(1, 4):  # one in flight at a time, as a session sends them
+            await publish(js, subjects, segment(sid, 1, window, kind="partial",
+                                                revision=revision, sent_at=time.time()))  # fmt: skip
+            answered.append(await next_transcript(partials))
+        assert results.pending_msgs == 0  # every window answered while the final still runs
+        final = await next_transcript(results)
+        assert final.seq == 0
+        for partial in answered:
+            assert partial.text and partial.compute_s > 0, partial  # run, not yielded
+            assert partial.worker_id != final.worker_id
+        await nc.drain()
