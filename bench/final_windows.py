@@ -15,7 +15,7 @@ Policies (all with the language detected, beam 5, the existing filters):
 Audio: the five LibriVox recordings (pocketsphinx-testdata), two pairs of them and all five as
 one ~25 s utterance; espeak-ng in en, de, es, fr, it, cs, pl: two single sentences, three
 sentences together, and as many as fit in ~15–28 s; the two German sentences
-tests/test_type_desktop.py types (espeak at 150 words a minute). Figures per policy: WER over all, per
+tests/test_type_desktop.py typed when sized windows broke it (espeak at 150 words a minute). Figures per policy: WER over all, per
 language and per duration band; share of utterances whose language was detected right; mean
 model seconds per utterance and its ratio to ``window_30s``.
 

@@ -188,7 +188,11 @@ def test_dictation_into_a_tk_text_window_with_corrections_and_commands(
 # --------------------------------------------------------------------------- an xterm, German
 
 
-GERMAN = ["Die Tür ist offen.", "Ich möchte gern einen Kaffee."]
+# Sentences Whisper base gets right from espeak-ng's German in every window and with nova
+# type's prompt: "Ich möchte gern einen Kaffee." (used before) came out "Ich muss sogar meinen
+# Kaffee." or "Ich muss zugeben einen Kaffee." in 10 s and in 30 s windows alike, depending on
+# the padding and the prompt, and this test is about typing what was heard, not about that.
+GERMAN = ["Die Tür ist offen.", "Ich möchte ein Glas Wasser."]
 
 
 def test_german_into_an_xterm_under_a_german_keyboard_layout(
