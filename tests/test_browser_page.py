@@ -548,9 +548,10 @@ CAPTIONS_SCRIPT = """async () => {
 }"""
 
 
-def test_caption_logic(tmp_path: Path) -> None:
-    """captions.js alone: coalesced partials, append-only committed text, stale partials
-    dropped, translations under their lines, sessions kept in order, and the URL options."""
+@contextlib.contextmanager
+def static_page() -> Iterator[tuple[Page, list[str]]]:
+    """The page's own files served to Chromium without a gateway (captions.js alone), with
+    the DOM observer installed; yields the page and the script errors it raised."""
     with sync_playwright() as p:
         browser = p.chromium.launch(**launch_options())
         try:
@@ -560,28 +561,35 @@ def test_caption_logic(tmp_path: Path) -> None:
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.goto("http://nova.test/")
-            out = page.evaluate(CAPTIONS_SCRIPT)
-            dom = page.evaluate("window.__novaDom")
-            # The observer itself: a rewritten final, a removed translation and rewritten
-            # committed words must each be caught, or the live tests prove nothing.
-            caught = page.evaluate(
-                """async () => {
-                const before = window.__novaDom.violations.length;
-                document.querySelector('#transcript .line').firstChild.data += '!';
-                document.querySelector('#translation .tr').remove();
-                const s = document.createElement('span');
-                s.className = 'committed';
-                s.append('kept');
-                document.getElementById('partial').append(s);
-                await new Promise((r) => setTimeout(r, 0));
-                s.firstChild.data = 'changed';
-                await new Promise((r) => setTimeout(r, 0));
-                return window.__novaDom.violations.slice(before);
-            }"""
-            )
-            page.screenshot(path=str(artifacts_dir() / "page-caption-logic.png"))
+            yield page, errors
         finally:
             browser.close()
+
+
+def test_caption_logic(tmp_path: Path) -> None:
+    """captions.js alone: coalesced partials, append-only committed text, stale partials
+    dropped, translations under their lines, sessions kept in order, and the URL options."""
+    with static_page() as (page, errors):
+        out = page.evaluate(CAPTIONS_SCRIPT)
+        dom = page.evaluate("window.__novaDom")
+        # The observer itself: a rewritten final, a removed translation and rewritten
+        # committed words must each be caught, or the live tests prove nothing.
+        caught = page.evaluate(
+            """async () => {
+            const before = window.__novaDom.violations.length;
+            document.querySelector('#transcript .line').firstChild.data += '!';
+            document.querySelector('#translation .tr').remove();
+            const s = document.createElement('span');
+            s.className = 'committed';
+            s.append('kept');
+            document.getElementById('partial').append(s);
+            await new Promise((r) => setTimeout(r, 0));
+            s.firstChild.data = 'changed';
+            await new Promise((r) => setTimeout(r, 0));
+            return window.__novaDom.violations.slice(before);
+        }"""
+        )
+        page.screenshot(path=str(artifacts_dir() / "page-caption-logic.png"))
     assert errors == []
     assert out["timersAfterBurst"] == 1
     assert out["rendersAfterBurst"] == 1
@@ -692,20 +700,10 @@ def test_a_later_partial_keeps_the_earlier_utterances_words_until_its_final(
     """Partials may run ahead of earlier finals: the live line shows the newest, and the words
     it showed of an utterance whose final is owed stay as a provisional line in that final's
     place, which the final then takes (or which an empty final or an error removes)."""
-    with sync_playwright() as p:
-        browser = p.chromium.launch(**launch_options())
-        try:
-            page = browser.new_page(viewport=VIEWPORT)  # type: ignore[arg-type]
-            page.add_init_script(OBSERVER_JS)
-            page.route("http://nova.test/**", serve_static)
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.goto("http://nova.test/")
-            seen = {step["label"]: step for step in page.evaluate(AHEAD_SCRIPT)}
-            dom = page.evaluate("window.__novaDom")
-            page.screenshot(path=str(artifacts_dir() / "page-partials-ahead.png"))
-        finally:
-            browser.close()
+    with static_page() as (page, errors):
+        seen = {step["label"]: step for step in page.evaluate(AHEAD_SCRIPT)}
+        dom = page.evaluate("window.__novaDom")
+        page.screenshot(path=str(artifacts_dir() / "page-partials-ahead.png"))
     assert errors == []
     assert seen["partial 0"]["screen"] == ["live: Good morning every"]
     for label in ("partial 1", "partial 1 again"):
