@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import time
 
-import msgspec
 import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -22,48 +21,32 @@ from nova_common.fate import Fate, PermanentError
 from nova_common.lifecycle import RetryPolicy, id_header, settle
 from nova_common.messages import (
     AudioSegment,
-    SegmentEnd,
     SegmentFailed,
     Task,
     Transcript,
     Translation,
     TranslationFailed,
     TranslationRequest,
-    Word,
     WorkerHeartbeat,
     msgpack_encoder,
-    segment_decoder,
 )
 from nova_common.metrics import SttMetrics
 from nova_common.pull_worker import PullLoop, PullOptions, PullWorker, keep_alive, quietly
 from nova_common.settings import StreamSettings, SttSettings
 from nova_common.subjects import Subjects
+from nova_stt.outcomes import (
+    HandOnFailed,
+    decoded,
+    failures_of,
+    transcript_of,
+    undecodable,
+)
 from nova_stt.priority import BatchPlan, plan_batch
 from nova_stt.transcriber import SpeechResult, SpeechToText
 
 log = structlog.get_logger(__name__)
 
 WINDOW_FETCH_TIMEOUT_S = 0.25
-
-
-class HandOnFailed(Exception):
-    """The transcript is out, but handing it on for translation failed: retried like any
-    failure, and when given up the session hears that its translations will not come."""
-
-
-def _decoded(msg: Msg) -> AudioSegment | None:
-    try:
-        return segment_decoder.decode(msg.data)
-    except msgspec.DecodeError:
-        return None  # run anyway: `_final` gives it up with the reason
-
-
-def _undecodable(msg: Msg) -> PermanentError:
-    try:
-        segment_decoder.decode(msg.data)
-    except msgspec.DecodeError as err:
-        return PermanentError(f"undecodable segment: {err}")
-    return PermanentError("undecodable segment")
 
 
 class SttWorker(PullWorker):
@@ -148,7 +131,7 @@ class SttWorker(PullWorker):
 
     async def _planned(self, msgs: list[Msg]) -> tuple[list[AudioSegment | None], BatchPlan]:
         """The batch decoded and planned; the partials not worth running are already dropped."""
-        segments = [_decoded(msg) for msg in msgs]
+        segments = [decoded(msg.data) for msg in msgs]
         plan = plan_batch(
             segments, now=time.time(), partial_max_age_s=self._settings.partial_max_age_s
         )
@@ -240,7 +223,7 @@ class SttWorker(PullWorker):
             return
         self._metrics.segments.labels("partial").inc()
         self._metrics.inference_seconds.labels("partial").observe(result.compute_s)
-        await self._settle_partial(msg, self._transcript(segment, result))
+        await self._settle_partial(msg, transcript_of(segment, result, self.worker_id))
 
     async def _drop_partial(self, msg: Msg, segment: AudioSegment | None, reason: str) -> None:
         """A partial not run (or failed): the session hears of it, so that its one window in
@@ -248,7 +231,7 @@ class SttWorker(PullWorker):
         self._metrics.partials_dropped.labels(reason).inc()
         empty = None
         if segment is not None:
-            empty = self._transcript(
+            empty = transcript_of(
                 segment,
                 SpeechResult(
                     text="",
@@ -257,6 +240,7 @@ class SttWorker(PullWorker):
                     compute_s=0.0,
                     suppressed=(f"partial_{reason}",),
                 ),
+                self.worker_id,
             )
         await self._settle_partial(msg, empty)
 
@@ -280,43 +264,11 @@ class SttWorker(PullWorker):
 
         await settle(msg, None, self._retry, report=report)
 
-    def _transcript(self, segment: AudioSegment, result: SpeechResult) -> Transcript:
-        return Transcript(
-            session_id=segment.session_id,
-            seq=segment.seq,
-            kind=segment.kind,
-            revision=segment.revision,
-            text=result.text,
-            language=result.language,
-            language_probability=result.language_probability,
-            start=segment.start,
-            end=segment.end,
-            worker_id=self.worker_id,
-            compute_s=result.compute_s,
-            suppressed=result.suppressed,
-            # Word times in session seconds, like every other time a client sees.
-            words=tuple(
-                Word(
-                    word=w.word,
-                    start=round(segment.start + w.start, 3),
-                    end=round(segment.start + w.end, 3),
-                    probability=round(w.probability, 3),
-                )
-                for w in result.words
-            ),
-            segment_ends=tuple(
-                SegmentEnd(words=words, end=round(segment.start + at, 3))
-                for words, at in result.segment_ends
-            ),
-            # The utterance's own detection: the gateway's session memory learns from it.
-            language_scores=result.language_scores,
-        )
-
     async def _final(self, msg: Msg, segment: AudioSegment | None) -> None:
         error: BaseException | None = None
         try:
             if segment is None:
-                raise _undecodable(msg)
+                raise undecodable(msg.data)
             if segment.sample_rate != SAMPLE_RATE:
                 raise PermanentError(
                     f"segment sample rate {segment.sample_rate}, expected {SAMPLE_RATE}"
@@ -328,7 +280,7 @@ class SttWorker(PullWorker):
         async def report(fate: Fate) -> None:
             """A segment given up: the session hears what will not come."""
             if fate is Fate.DEAD and segment is not None:
-                for failed in self._failures(segment, error):
+                for failed in failures_of(segment, error, self.worker_id):
                     await self._publish_result(failed)
 
         fate = await settle(msg, error, self._retry, report=report)
@@ -345,7 +297,7 @@ class SttWorker(PullWorker):
             language=segment.language,
             allowed=segment.allowed_languages,
         )
-        transcript = self._transcript(segment, result)
+        transcript = transcript_of(segment, result, self.worker_id)
         await self._publish_result(transcript)
         self._metrics.segments.labels(segment.kind).inc()
         self._metrics.inference_seconds.labels("final").observe(result.compute_s)
@@ -426,33 +378,3 @@ class SttWorker(PullWorker):
             msgpack_encoder.encode(result),
             headers=id_header(result),
         )
-
-    def _failures(
-        self, segment: AudioSegment, exc: BaseException | None
-    ) -> list[SegmentFailed | TranslationFailed]:
-        if not isinstance(exc, HandOnFailed):
-            code = exc.code if isinstance(exc, PermanentError) else "stt_failed"
-            return [
-                SegmentFailed(
-                    session_id=segment.session_id,
-                    seq=segment.seq,
-                    kind=segment.kind,
-                    code=code,
-                    reason=str(exc),
-                    worker_id=self.worker_id,
-                )
-            ]
-        # The final is with the client; the translations it is owed will not come.
-        owed = (*segment.translate_to, "en") if segment.whisper_translate else segment.translate_to
-        return [
-            TranslationFailed(
-                session_id=segment.session_id,
-                seq=segment.seq,
-                language=target,
-                source_language=segment.language or "auto",
-                code="translation_failed",
-                reason=f"the transcript could not be handed on for translation: {exc}",
-                worker_id=self.worker_id,
-            )
-            for target in owed
-        ]
