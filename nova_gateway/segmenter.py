@@ -120,32 +120,34 @@ class UtteranceSegmenter:
     def pause_near(self, at: float) -> float:
         """Seconds of the longest unvoiced run in the utterance in progress where a cut near
         ``at`` would look (0.0 when none, or no utterance is in progress)."""
-        if self._speech is None:
+        window = self._search_window(at)
+        if self._speech is None or window is None:
             return 0.0
+        longest = _longest_unvoiced(self._speech, window)
+        return 0.0 if longest is None else longest[0] * FRAME_MS / 1000
+
+    def _search_window(self, at: float, first_at: int = 0) -> range | None:
+        """The frames of the utterance in progress a cut near ``at`` looks in (from index
+        ``first_at`` on), or None when there are none."""
+        if self._speech is None:
+            return None
         frames = self._speech
         first = frames[0].index
-        lo = max(round((at - CUT_SEARCH_BEFORE_S) * RATE / FRAME) - first, 0)
+        lo = max(round((at - CUT_SEARCH_BEFORE_S) * RATE / FRAME) - first, first_at)
         hi = min(round((at + CUT_SEARCH_AFTER_S) * RATE / FRAME) - first, len(frames) - 1)
-        longest = run = 0
-        for k in range(lo, hi + 1):
-            run = run + 1 if not frames[k].voiced else 0
-            longest = max(longest, run)
-        return longest * FRAME_MS / 1000
+        return range(lo, hi + 1) if lo <= hi else None
 
     def cut_near(self, at: float) -> Utterance | None:
         """End the utterance in progress near ``at`` (session seconds), in the pause there:
         the most silent unvoiced frame within the search window, or the quietest one if none is
         unvoiced. Returns the complete head; the rest stays in progress. None when no
         utterance is in progress or ``at`` leaves no audio on one side."""
-        if self._speech is None:
+        # From frame 1: a cut before the first frame would leave no head.
+        window = self._search_window(at, first_at=1)
+        if self._speech is None or window is None:
             return None
         frames = self._speech
-        first = frames[0].index
-        lo = max(round((at - CUT_SEARCH_BEFORE_S) * RATE / FRAME) - first, 1)
-        hi = min(round((at + CUT_SEARCH_AFTER_S) * RATE / FRAME) - first, len(frames) - 1)
-        if lo > hi:
-            return None
-        cut = _pause_in(frames, range(lo, hi + 1))
+        cut = _pause_in(frames, window)
         done = self._emit(frames[:cut])
         self._speech = frames[cut:]
         return done
@@ -192,16 +194,23 @@ def _pause_in(frames: list[_Frame], window: range) -> int:
     """Where to cut ``frames`` within ``window`` (the index of the first frame after the cut):
     the middle of the longest run of unvoiced frames there, the later one of equals, so no word
     is split; where the VAD hears no gap at all, the quietest frame."""
-    best: tuple[int, int] | None = None  # (length, middle)
+    longest = _longest_unvoiced(frames, window)
+    if longest is not None:
+        return longest[1]
+    smooth = _smoothed_energy(frames)
+    return window.start + int(np.argmin(smooth[window.start : window.stop]))
+
+
+def _longest_unvoiced(frames: list[_Frame], window: range) -> tuple[int, int] | None:
+    """(frames, middle index) of the longest unvoiced run within ``window``, the later one of
+    equals; None when every frame there is voiced."""
+    best: tuple[int, int] | None = None
     run = 0
     for k in window:
         run = run + 1 if not frames[k].voiced else 0
         if run and (best is None or run >= best[0]):
             best = (run, k - run // 2)
-    if best is not None:
-        return best[1]
-    smooth = _smoothed_energy(frames)
-    return window.start + int(np.argmin(smooth[window.start : window.stop]))
+    return best
 
 
 def _smoothed_energy(frames: list[_Frame]) -> np.ndarray:
