@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tests.speech import require_tool
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Route
 
 REPO = Path(__file__).resolve().parent.parent
 STATIC_DIR = REPO / "nova_gateway" / "static"
@@ -213,3 +216,27 @@ def page_state(page: Any) -> dict[str, Any]:
     })"""
     )
     return result
+
+
+VIEWPORT = {"width": 1280, "height": 720}
+
+HARNESS_HTML = """<!doctype html><html><head><meta charset="utf-8"><link rel="stylesheet" href="/static/style.css">
+</head><body><main id="captions"><div id="transcript"></div><div id="translation"></div>
+<p id="partial"></p></main></body></html>"""
+
+
+def serve_static(route: Route, page: str = "harness") -> None:
+    """The static files as the gateway serves them; `/` is the real page or the test's own."""
+    path = route.request.url.split("://", 1)[1].split("/", 1)[1].split("?")[0]
+    if path == "" and page == "harness":
+        route.fulfill(body=HARNESS_HTML, content_type="text/html")
+        return
+    if path == "":
+        path = "static/index.html"
+    file = STATIC_DIR / path.removeprefix("static/")
+    if not path.startswith("static/") or not file.is_file():
+        route.fulfill(status=404, body="")
+        return
+    kinds = {".js": "text/javascript", ".css": "text/css", ".html": "text/html"}
+    kind = kinds.get(file.suffix, "image/svg+xml" if file.suffix == ".svg" else "text/plain")
+    route.fulfill(body=file.read_bytes(), content_type=kind)
