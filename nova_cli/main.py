@@ -53,6 +53,14 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("init", parents=[common], help="create streams and consumers, then exit")
 
+    dlq = sub.add_parser(
+        "dlq", parents=[common], help="dead letters: list, show, replay (ls | show ID | replay)"
+    )
+    dlq.add_argument("action", choices=["ls", "show", "replay"])
+    dlq.add_argument("ids", nargs="*", type=int, metavar="ID", help="dead letter ids (from ls)")
+    dlq.add_argument("--all", dest="every", action="store_true", help="replay: every one")
+    dlq.add_argument("--json", action="store_true", help="ls: one JSON array")
+
     models = sub.add_parser(
         "models", parents=[common], help="list the models Nova can use, or pull one"
     )
@@ -221,6 +229,10 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         from nova_cli.services import run_init
 
         return await run_init(settings)
+    if command == "dlq":
+        from nova_cli.dlq import run_dlq
+
+        return await run_dlq(settings, args.action, args.ids, every=args.every, as_json=args.json)
     if command == "models":
         if args.action == "pull":
             return _pull(settings, args.name)

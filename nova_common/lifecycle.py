@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import structlog
 from nats.aio.msg import Msg
 
+from nova_common.dead_letters import DeadLetterQueue, Original
 from nova_common.fate import Fate, fate_of
 from nova_common.messages import (
     AudioSegment,
@@ -71,14 +72,19 @@ def deliveries(msg: Msg) -> int:
 
 
 async def settle(
-    msg: Msg, error: BaseException | None, policy: RetryPolicy, *, report: Report | None = None
+    msg: Msg,
+    error: BaseException | None,
+    policy: RetryPolicy,
+    *,
+    report: Report | None = None,
+    dead_letters: DeadLetterQueue | None = None,
 ) -> Fate:
     """Ack, nak with delay, or dead-letter ``msg`` by what became of its item, and return the
-    fate it met (RETRY for one that will come back). ``report`` runs first for an item that is
-    acked or given up; should it fail, the message is nak'd instead, so that the session is
-    told on a later delivery. (On the last delivery there is none: JetStream then announces
-    MaxDeliveries, which the dead-letter work is to capture; until then the session's client
-    learns of it from its finals timeout.)"""
+    fate it met (RETRY for one that will come back). A message given up is first copied to
+    ``dead_letters``; ``report`` then runs for an item that is acked or given up. Should either
+    fail, the message is nak'd instead, so that it is kept and the session told on a later
+    delivery. (On the last delivery there is none: the server then announces MaxDeliveries,
+    and a worker of the stage rescues the message from the ADVISORIES stream.)"""
     delivered = deliveries(msg)
     fate = fate_of(error, last_delivery=delivered >= policy.max_deliver)
     try:
@@ -89,6 +95,13 @@ async def settle(
         if fate is Fate.DEAD:
             log.error("failed permanently", error=repr(error), delivered=delivered,
                       subject=msg.subject)  # fmt: skip
+            if dead_letters is not None:
+                try:
+                    await dead_letters.keep(original_of(msg), reason_of(error))
+                except Exception as exc:
+                    log.warning("could not dead-letter; kept", error=repr(exc), subject=msg.subject)
+                    await msg.nak(delay=policy.nak_delay_s)
+                    return Fate.RETRY
         if report is not None:
             try:
                 await report(fate)
@@ -99,16 +112,28 @@ async def settle(
         if fate is Fate.ACK:
             await msg.ack()
         else:
-            await dead_letter(msg)
+            # On a work-queue stream term deletes the message: its copy is in the DLQ by now.
+            await msg.term()
     except Exception as exc:  # it comes back after ack_wait
         log.warning("could not settle", error=repr(exc), subject=msg.subject, fate=fate.value)
         return Fate.RETRY
     return fate
 
 
-async def dead_letter(msg: Msg) -> None:
-    """Give the message up. Today that is ``term``, which on a work-queue stream deletes the
-    payload; and because the workers give up on the last delivery themselves, JetStream never
-    reaches max_deliver, so its MaxDeliveries advisory never fires. The reliability work changes
-    this one function: copy the original to the DLQ stream first."""
-    await msg.term()
+def original_of(msg: Msg) -> Original:
+    meta = msg.metadata
+    return Original(
+        stream=meta.stream,
+        stream_seq=meta.sequence.stream,
+        subject=msg.subject,
+        data=msg.data,
+        headers=dict(msg.headers or {}),
+        deliveries=meta.num_delivered,
+    )
+
+
+def reason_of(error: BaseException | None) -> str:
+    if error is None:
+        return "given up"
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__

@@ -27,6 +27,13 @@ class Topology:
     streams: tuple[StreamConfig, ...]
     consumers: tuple[tuple[str, ConsumerConfig], ...]
 
+    def consumer(self, durable: str) -> ConsumerConfig:
+        """The config of the durable consumer named ``durable`` (for re-creating it)."""
+        for _, config in self.consumers:
+            if config.durable_name == durable:
+                return config
+        raise KeyError(f"no consumer {durable!r} in the topology")
+
 
 def _work_queue(name: str, subject: str, description: str, streams: StreamSettings,
                 max_bytes: int | None = None) -> StreamConfig:  # fmt: skip
@@ -55,6 +62,7 @@ def _workers_consumer(
         ack_policy=AckPolicy.EXPLICIT,
         ack_wait=streams.ack_wait_s,
         max_deliver=streams.max_deliver,
+        backoff=list(streams.redelivery_backoff_s()) or None,
         filter_subject=subject,
         max_ack_pending=10_000,
     )
@@ -111,6 +119,43 @@ def topology(
         filter_subject=subjects.windows_all,
         max_ack_pending=10_000,
     )
+    dlq = StreamConfig(
+        name=subjects.dlq_stream,
+        description="Messages a stage gave up on, with why (`nova dlq ls`, `nova dlq replay`)",
+        subjects=[subjects.dlq_all],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        # Full means refused: the worker then keeps the message in its work queue, not lost.
+        discard=DiscardPolicy.NEW,
+        max_age=streams.dlq_max_age_s,
+        max_bytes=streams.dlq_max_bytes,
+        duplicate_window=streams.duplicate_window_s,
+        num_replicas=streams.replicas,
+    )
+    watched = ((subjects.audio_stream, stt.durable), (subjects.text_stream, mt.durable))
+    advisories = StreamConfig(
+        name=subjects.advisories_stream,
+        description="The server's MaxDeliveries advisories for the work queues, until rescued",
+        subjects=[subjects.max_deliveries(stream, durable) for stream, durable in watched],
+        retention=RetentionPolicy.WORK_QUEUE,
+        storage=StorageType.FILE,
+        max_age=streams.dlq_max_age_s,
+        num_replicas=streams.replicas,
+    )
+    rescuers = tuple(
+        (
+            subjects.advisories_stream,
+            ConsumerConfig(
+                durable_name=rescuer_durable(durable),
+                description=f"Workers of {stream} move its undeliverable messages to the DLQ",
+                ack_policy=AckPolicy.EXPLICIT,
+                ack_wait=streams.ack_wait_s,
+                filter_subject=subjects.max_deliveries(stream, durable),
+                max_ack_pending=1_000,
+            ),
+        )
+        for stream, durable in watched
+    )
     stt_consumer = _workers_consumer(
         stt.durable, subjects.audio_all, "Speech-to-text workers share this pull consumer", streams
     )
@@ -118,13 +163,19 @@ def topology(
         mt.durable, subjects.text_all, "Translation workers share this pull consumer", streams
     )
     return Topology(
-        streams=(audio, text, results, windows),
+        streams=(audio, text, results, windows, dlq, advisories),
         consumers=(
             (subjects.audio_stream, stt_consumer),
             (subjects.text_stream, mt_consumer),
             (subjects.windows_stream, windows_consumer),
+            *rescuers,
         ),
     )
+
+
+def rescuer_durable(durable: str) -> str:
+    """The consumer on ADVISORIES whose messages name undeliverable messages of ``durable``."""
+    return f"{durable}-dead-letters"
 
 
 async def provision(js: JetStreamContext, topo: Topology) -> None:

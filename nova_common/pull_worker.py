@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
+import msgspec
 import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -25,12 +26,20 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig
 from nats.js.errors import NotFoundError
 
+from nova_common.dead_letters import DeadLetterQueue, MaxDeliveriesAdvisory, rescue
+from nova_common.fate import PermanentError
+from nova_common.lifecycle import RetryPolicy, settle
 from nova_common.messages import WorkerHeartbeat, msgpack_encoder
+from nova_common.provision import rescuer_durable
 from nova_common.subjects import Subjects
 
 log = structlog.get_logger(__name__)
 
 BatchHandler = Callable[[list[Msg]], Awaitable[None]]
+_advisory_decoder = msgspec.json.Decoder(MaxDeliveriesAdvisory)
+# A rescue that failed (the DLQ unreachable or full) is tried again, for as long as it takes:
+# the message waits in its work queue meanwhile.
+_RESCUE_RETRY = RetryPolicy(max_deliver=1 << 30, nak_delay_s=5.0)
 
 
 def new_worker_id(role: str) -> str:
@@ -132,7 +141,9 @@ class PullLoop:
 
     async def run(self) -> None:
         opts = self._options
-        psub = await self._bind()
+        psub = await self._first_bind()
+        if psub is None:
+            return
         errors = 0
         idle = 0
         while not self._stopping.is_set():
@@ -173,6 +184,26 @@ class PullLoop:
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
         except TimeoutError:
             pass
+
+    async def _first_bind(self) -> JetStreamContext.PullSubscription | None:
+        """Bind, waiting for the consumer should it not exist yet (a worker started before
+        `nova init`, or the server still recovering its store); None if stopped meanwhile."""
+        attempt = 0
+        while not self._stopping.is_set():
+            try:
+                return await self._bind()
+            except Exception as exc:
+                attempt += 1
+                if attempt == 1:
+                    log.warning("cannot bind yet; retrying", worker=self._name,
+                                stream=self._options.stream, consumer=self._options.durable,
+                                error=repr(exc))  # fmt: skip
+                try:
+                    await self._ensure_consumer()
+                except Exception as check:
+                    log.debug("could not check the consumer", error=repr(check))
+                await self.pause(min(0.2 * attempt, 2.0))
+        return None
 
     async def _bind(self) -> JetStreamContext.PullSubscription:
         return await self._js.pull_subscribe_bind(
@@ -262,7 +293,10 @@ class PullWorker:
         subjects: Subjects,
         worker_id: str | None = None,
         consumer: ConsumerConfig | None = None,
+        rescuer: ConsumerConfig | None = None,
     ) -> None:
+        """``consumer``, ``rescuer``: the configs of the worker's durable consumer and of the
+        one on ADVISORIES that names its undeliverable messages, to re-create either."""
         self._nc = nc
         self._js: JetStreamContext = nc.jetstream()
         self._subjects = subjects
@@ -279,8 +313,22 @@ class PullWorker:
             consumer=consumer,
             name=self.worker_id,
         )
-        # A worker may pull from more than one consumer (STT: finals, then partial windows).
-        self._loops = [self._pull]
+        self.dead_letters = DeadLetterQueue(self._js, subjects, self.role, self._seq_of)
+        rescues = PullOptions(
+            stream=subjects.advisories_stream,
+            durable=rescuer_durable(section.durable),
+            batch_size=1,
+            fetch_timeout_s=max(section.fetch_timeout_s, 1.0),
+            rebind_after_idle=section.rebind_after_idle,
+            rebind_after_errors=section.rebind_after_errors,
+        )
+        # A worker may pull from more than one consumer (STT: finals, then partial windows),
+        # and each stage's workers rescue the messages of their queue no delivery answered.
+        self._loops = [
+            self._pull,
+            PullLoop(self._js, rescues, self._rescue_batch, consumer=rescuer,
+                     name=f"{self.worker_id}-dead-letters"),
+        ]  # fmt: skip
         self.processed = 0
         self._in_flight = 0
 
@@ -312,6 +360,28 @@ class PullWorker:
 
     async def _process_batch(self, msgs: list[Msg]) -> None:
         raise NotImplementedError
+
+    def _seq_of(self, data: bytes) -> int | None:
+        """The session's seq in one of this stage's payloads, or None if undecodable."""
+        raise NotImplementedError
+
+    async def _tell_given_up(self, data: bytes, reason: str) -> None:
+        """Tell the session what will not come of a payload given up without an answer."""
+        raise NotImplementedError
+
+    async def _rescue_batch(self, msgs: list[Msg]) -> None:
+        for msg in msgs:
+            error: BaseException | None = None
+            try:
+                advisory = _advisory_decoder.decode(msg.data)
+            except msgspec.DecodeError as exc:
+                error = PermanentError(f"not a MaxDeliveries advisory: {exc}")
+            else:
+                try:
+                    await rescue(self.dead_letters, advisory, self._tell_given_up)
+                except Exception as exc:
+                    error = exc
+            await settle(msg, error, _RESCUE_RETRY)
 
     def _heartbeat(self) -> WorkerHeartbeat:
         raise NotImplementedError

@@ -44,6 +44,26 @@ class StreamSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     replicas: int = 1
     ack_wait_s: float = 30.0
     max_deliver: int = 5
+    # A delivery that times out (its worker died or hung) comes back after ack_wait, then after
+    # twice as long each time up to this bound, so a segment that kills its worker does not
+    # crash-loop the fleet before it reaches the dead letters.
+    redelivery_backoff_max_s: float = 120.0
+    # Dead letters are kept for the operator to inspect and replay (`nova dlq`); a full DLQ
+    # refuses new ones, and the message then stays in its work queue rather than being lost.
+    dlq_max_age_s: float = 14 * 24 * 3600.0
+    dlq_max_bytes: int = 1 << 30
+
+    def __post_init__(self) -> None:
+        if self.max_deliver < 1:
+            raise ValueError("streams.max_deliver must be at least 1")
+        if self.ack_wait_s <= 0:
+            raise ValueError("streams.ack_wait_s must be positive")
+
+    def redelivery_backoff_s(self) -> tuple[float, ...]:
+        """The consumer's ``backoff``: how long each delivery may go unanswered before it comes
+        back (the server wants fewer entries than max_deliver; the last one repeats)."""
+        cap = max(self.ack_wait_s, self.redelivery_backoff_max_s)
+        return tuple(min(self.ack_wait_s * 2**i, cap) for i in range(self.max_deliver - 1))
 
 
 class VadSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

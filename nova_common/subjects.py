@@ -50,6 +50,16 @@ class Subjects:
     def windows_stream(self) -> str:
         return f"{self._stream_base}_WINDOWS"
 
+    @property
+    def dlq_stream(self) -> str:
+        return f"{self._stream_base}_DLQ"
+
+    @property
+    def advisories_stream(self) -> str:
+        """Where the server's MaxDeliveries advisories for Nova's work queues are kept, so that
+        a message whose deliveries all timed out (its worker died each time) is still found."""
+        return f"{self._stream_base}_ADVISORIES"
+
     # Subjects
     def audio(self, session_id: str) -> str:
         return f"{self.prefix}.audio.{session_id}"
@@ -84,6 +94,18 @@ class Subjects:
     @property
     def text_all(self) -> str:
         return f"{self.prefix}.text.*"
+
+    def dlq(self, stage: str, session_id: str) -> str:
+        """A message given up by ``stage`` (``stt``, ``mt``), kept with why it was given up."""
+        return f"{self.prefix}.dlq.{stage}.{session_id}"
+
+    @property
+    def dlq_all(self) -> str:
+        return f"{self.prefix}.dlq.>"
+
+    def max_deliveries(self, stream: str, durable: str = "*") -> str:
+        """The server's advisory for a message of ``stream`` that reached max_deliver."""
+        return f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{stream}.{durable}"
 
     def worker_heartbeats(self, role: str = "*") -> str:
         return f"{self.prefix}.workers.{role}"

@@ -7,7 +7,7 @@ from nats.aio.client import Client
 from prometheus_client import CollectorRegistry
 
 from nova_common.metrics import MtMetrics
-from nova_common.provision import topology
+from nova_common.provision import rescuer_durable, topology
 from nova_common.settings import Settings
 from nova_common.subjects import Subjects
 from nova_mt.backend import TranslationBackend
@@ -71,8 +71,8 @@ def make_worker(
     registry: CollectorRegistry,
 ) -> MtWorker:
     subjects = Subjects(settings.nats.subject_prefix)
-    # The worker re-creates its durable consumer from this config should it vanish.
-    consumers = dict(topology(subjects, settings.streams, settings.stt, settings.mt).consumers)
+    # The worker re-creates its durable consumers from these configs should they vanish.
+    topo = topology(subjects, settings.streams, settings.stt, settings.mt)
     return MtWorker(
         nc,
         router=TranslationRouter(backends, cache_size=settings.mt.cache_size),
@@ -80,5 +80,6 @@ def make_worker(
         streams=settings.streams,
         subjects=subjects,
         metrics=MtMetrics.create(registry),
-        consumer=consumers[subjects.text_stream],
+        consumer=topo.consumer(settings.mt.durable),
+        rescuer=topo.consumer(rescuer_durable(settings.mt.durable)),
     )

@@ -70,6 +70,7 @@ class MtWorker(PullWorker):
         metrics: MtMetrics,
         worker_id: str | None = None,
         consumer: ConsumerConfig | None = None,
+        rescuer: ConsumerConfig | None = None,
     ) -> None:
         super().__init__(
             nc,
@@ -78,6 +79,7 @@ class MtWorker(PullWorker):
             subjects=subjects,
             worker_id=worker_id,
             consumer=consumer,
+            rescuer=rescuer,
         )
         self._router = router
         self._settings = settings
@@ -163,11 +165,28 @@ class MtWorker(PullWorker):
                 for target, outcome in zip(request.targets, outcomes, strict=True):
                     await self._publish(request, target, outcome, error)
 
-        fate = await settle(item.msg, error, self._retry, report=report)
+        fate = await settle(
+            item.msg, error, self._retry, report=report, dead_letters=self.dead_letters
+        )
         if fate is Fate.ACK:
             self.processed += 1
         elif error is not None:  # (an ack that failed is no failure of the request's)
             self._metrics.failures.labels(fate.value).inc()
+
+    def _seq_of(self, data: bytes) -> int | None:
+        try:
+            return translation_request_decoder.decode(data).seq
+        except msgspec.DecodeError:
+            return None
+
+    async def _tell_given_up(self, data: bytes, reason: str) -> None:
+        try:
+            request = translation_request_decoder.decode(data)
+        except msgspec.DecodeError:
+            return  # nobody to tell
+        error = TransientError(reason)
+        for target in request.targets:
+            await self._publish(request, target, BackendFailed(error), error)
 
     async def _publish(
         self,

@@ -6,7 +6,7 @@ from nats.aio.client import Client
 from prometheus_client import CollectorRegistry
 
 from nova_common.metrics import SttMetrics
-from nova_common.provision import topology
+from nova_common.provision import rescuer_durable, topology
 from nova_common.settings import Settings
 from nova_common.subjects import Subjects
 from nova_stt.filters import FilterSettings
@@ -39,8 +39,8 @@ def make_worker(
     nc: Client, settings: Settings, model: SpeechToText, registry: CollectorRegistry
 ) -> SttWorker:
     subjects = Subjects(settings.nats.subject_prefix)
-    # The worker re-creates its durable consumer from this config should it vanish.
-    consumers = dict(topology(subjects, settings.streams, settings.stt, settings.mt).consumers)
+    # The worker re-creates its durable consumers from these configs should they vanish.
+    topo = topology(subjects, settings.streams, settings.stt, settings.mt)
     return SttWorker(
         nc,
         stt=model,
@@ -48,6 +48,7 @@ def make_worker(
         streams=settings.streams,
         subjects=subjects,
         metrics=SttMetrics.create(registry),
-        consumer=consumers[subjects.audio_stream],
-        windows_consumer=consumers[subjects.windows_stream],
+        consumer=topo.consumer(settings.stt.durable),
+        windows_consumer=topo.consumer(settings.stt.windows_durable),
+        rescuer=topo.consumer(rescuer_durable(settings.stt.durable)),
     )

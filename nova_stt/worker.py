@@ -17,7 +17,7 @@ from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig
 
 from nova_common.audio import SAMPLE_RATE
-from nova_common.fate import Fate, PermanentError
+from nova_common.fate import Fate, PermanentError, TransientError
 from nova_common.lifecycle import RetryPolicy, id_header, settle
 from nova_common.messages import (
     AudioSegment,
@@ -66,6 +66,7 @@ class SttWorker(PullWorker):
         worker_id: str | None = None,
         consumer: ConsumerConfig | None = None,
         windows_consumer: ConsumerConfig | None = None,
+        rescuer: ConsumerConfig | None = None,
     ) -> None:
         """``consumer``, ``windows_consumer``: the durable consumers' configurations, so that
         the worker can re-create one that vanished."""
@@ -76,6 +77,7 @@ class SttWorker(PullWorker):
             subjects=subjects,
             worker_id=worker_id,
             consumer=consumer,
+            rescuer=rescuer,
         )
         self._stt = stt
         self._settings = settings
@@ -283,11 +285,22 @@ class SttWorker(PullWorker):
                 for failed in failures_of(segment, error, self.worker_id):
                     await self._publish_result(failed)
 
-        fate = await settle(msg, error, self._retry, report=report)
+        fate = await settle(msg, error, self._retry, report=report, dead_letters=self.dead_letters)
         if fate is Fate.ACK:
             self.processed += 1  # counted once acked: a failed ack means it comes back
         elif error is not None:  # (an ack that failed is no failure of the segment's)
             self._metrics.failures.labels(fate.value).inc()
+
+    def _seq_of(self, data: bytes) -> int | None:
+        segment = decoded(data)
+        return None if segment is None else segment.seq
+
+    async def _tell_given_up(self, data: bytes, reason: str) -> None:
+        segment = decoded(data)
+        if segment is None or segment.kind != "final":
+            return  # nobody to tell; a partial window is never owed
+        for failed in failures_of(segment, TransientError(reason), self.worker_id):
+            await self._publish_result(failed)
 
     async def _transcribe(self, segment: AudioSegment) -> None:
         """Transcribe, publish, hand on (``HandOnFailed`` when only the last step failed)."""

@@ -130,3 +130,50 @@ def test_every_message_has_its_own_id() -> None:
         (TranslationFailed(**common, **text, code="c", reason="r"), "s:4:translation:en"),
     ]  # fmt: skip
     assert [message_id(payload) for payload, _ in pairs] == [want for _, want in pairs]
+
+
+@dataclass
+class RecordingDeadLetters:
+    """Stands in for the DLQ stream: records what it was asked to keep."""
+
+    calls: list[str]
+    fail: bool = False
+
+    async def keep(self, original: object, reason: str) -> int:
+        self.calls.append(f"dlq {reason}")
+        if self.fail:
+            raise ConnectionError("DLQ unreachable")
+        return 1
+
+
+@dataclass
+class JetStreamMetadata:
+    num_delivered: int
+    stream: str = "NOVA_AUDIO"
+    sequence: object = field(default_factory=lambda: type("Seq", (), {"stream": 7})())
+
+
+@dataclass
+class DeliveredMessage(FetchedMessage):
+    data: bytes = b"segment"
+    headers: dict[str, str] = field(default_factory=lambda: {"Nats-Msg-Id": "s:4:final"})
+
+    @property
+    def metadata(self) -> JetStreamMetadata:  # type: ignore[override]
+        return JetStreamMetadata(self.num_delivered)
+
+
+async def test_a_message_given_up_is_copied_to_the_dlq_before_it_is_removed() -> None:
+    msg = DeliveredMessage()
+    dlq = RecordingDeadLetters(msg.calls)
+    fate = await settle(msg, PermanentError("undecodable"), POLICY, dead_letters=dlq)  # type: ignore[arg-type]
+    assert fate is Fate.DEAD
+    assert msg.calls == ["dlq PermanentError: undecodable", "term"]
+
+
+async def test_a_message_the_dlq_cannot_keep_is_kept_in_its_queue() -> None:
+    msg = DeliveredMessage()
+    dlq = RecordingDeadLetters(msg.calls, fail=True)
+    fate = await settle(msg, PermanentError("undecodable"), POLICY, dead_letters=dlq)  # type: ignore[arg-type]
+    assert fate is Fate.RETRY
+    assert "term" not in msg.calls and msg.calls[-1] == "nak 0.5"
