@@ -1,0 +1,1 @@
+"""Gateway access: API keys, signed tokens, the middleware that checks them, and per-key limits."""
