@@ -228,7 +228,7 @@ async def test_finals_heard_so_far_go_with_the_next_utterance_as_its_language_pr
     # Counted once: the same belief as a session that heard it once.
     once = make_session(RecordingPublisher(), [], session_id="s4", language="auto", live=False)
     await once.on_result(msgspec.structs.replace(heard, session_id="s4"))
-    assert once._heard.prior() == second.language_prior
+    assert once.heard.prior() == second.language_prior
 
 
 async def test_a_given_language_sends_no_prior() -> None:
