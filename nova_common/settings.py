@@ -193,6 +193,52 @@ class MtSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     rebind_after_errors: int = 5
 
 
+class AccessSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Who may use the gateway, and how much (nova_gateway/auth/; the README's Access section)."""
+
+    # API keys, stored hashed (`nova keys add|ls|rm`); None: <data_dir>/access/keys.json.
+    # With no key in it the gateway is open, which it allows only on a loopback address.
+    keys_file: str | None = None
+    # Signs session tokens (and resume tokens): gateways that accept each other's tokens share
+    # it. None: <data_dir>/access/token_secret, made on first start.
+    token_secret: str | None = None
+    # Lifetime of a session token from POST /auth/token: it only has to last until the client
+    # connects (a token is checked at connect time, not during the session).
+    token_ttl_s: float = 300.0
+    # Browser origins allowed besides the page's own (same origin is always allowed); "*": any.
+    allowed_origins: tuple[str, ...] = ()
+    # HTTPS / WSS: PEM certificate (chain) and private key; both or neither.
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    # Limits of a key that sets none of its own (and of everyone while the gateway is open);
+    # 0: no limit. rate: audio seconds per second over all the key's sessions on a gateway,
+    # with burst_s seconds of audio in hand (a token bucket); max_session_s: a session's audio.
+    rate: float = 0.0
+    burst_s: float = 30.0
+    max_session_s: float = 0.0
+    max_sessions: int = 0
+    # 0: gateway.max_frame_bytes.
+    max_frame_bytes: int = 0
+    # Sessions on one gateway, all keys together (0: no limit).
+    gateway_max_sessions: int = 0
+
+    def __post_init__(self) -> None:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("access.tls_cert and access.tls_key go together: give both or neither")
+        if self.token_ttl_s <= 0:
+            raise ValueError("access.token_ttl_s must be positive")
+        if min(self.rate, self.burst_s, self.max_session_s) < 0:
+            raise ValueError("access.rate, burst_s and max_session_s may not be negative")
+        if min(self.max_sessions, self.max_frame_bytes, self.gateway_max_sessions) < 0:
+            raise ValueError("access limits may not be negative")
+
+    def __repr__(self) -> str:
+        shown = msgspec.structs.asdict(self)
+        if self.token_secret is not None:
+            shown["token_secret"] = "***"
+        return "AccessSettings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     data_dir: str = msgspec.field(
         default_factory=lambda: platformdirs.user_data_dir("nova-voice", appauthor=False)
@@ -205,10 +251,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     gateway: GatewaySettings = msgspec.field(default_factory=GatewaySettings)
     stt: SttSettings = msgspec.field(default_factory=SttSettings)
     mt: MtSettings = msgspec.field(default_factory=MtSettings)
+    access: AccessSettings = msgspec.field(default_factory=AccessSettings)
+    # The clients' credential for a gateway that wants one (`--api-key`, NOVA_API_KEY): an API
+    # key or a session token.
+    api_key: str | None = None
 
     @property
     def models_dir(self) -> Path:
         return Path(self.data_dir) / "models"
+
+    def __repr__(self) -> str:
+        shown = msgspec.structs.asdict(self)
+        if self.api_key is not None:
+            shown["api_key"] = "***"
+        return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
 
 
 _SECTIONS = {
@@ -220,9 +276,10 @@ _SECTIONS = {
         ("gateway", GatewaySettings),
         ("stt", SttSettings),
         ("mt", MtSettings),
+        ("access", AccessSettings),
     )
 }
-_TOP_LEVEL = {"data_dir", "log_level", "log_format"}
+_TOP_LEVEL = {"data_dir", "log_level", "log_format", "api_key"}
 # Settings that are gone, and where their job went: a file or environment still setting one is
 # told so, instead of being refused as an unknown field (or, from the environment, ignored).
 _REMOVED = {
