@@ -61,6 +61,16 @@ def _parser() -> argparse.ArgumentParser:
     dlq.add_argument("--all", dest="every", action="store_true", help="replay: every one")
     dlq.add_argument("--json", action="store_true", help="ls: one JSON array")
 
+    nats_config = sub.add_parser(
+        "nats-config",
+        parents=[common],
+        help="per-role NATS users for nats-server: print the authorization block, or make keys",
+    )
+    nats_config.add_argument("--prefix", help="subject prefix (default: nats.subject_prefix)")
+    nats_config.add_argument(
+        "--out", type=Path, metavar="DIR", help="make a seed per role and a server config there"
+    )
+
     models = sub.add_parser(
         "models", parents=[common], help="list the models Nova can use, or pull one"
     )
@@ -197,10 +207,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         from nova_common.nats_conn import NatsUnavailable
         from nova_common.nats_server import NatsServerError
+        from nova_common.nats_users import NatsUsersError
         from nova_mt.models import MtModelNotAvailable
         from nova_stt.models import ModelNotAvailable
 
-        known = NatsUnavailable | NatsServerError | ModelNotAvailable | MtModelNotAvailable
+        known = (
+            NatsUnavailable | NatsServerError | NatsUsersError | ModelNotAvailable
+            | MtModelNotAvailable
+        )  # fmt: skip
         if isinstance(exc, known | OSError):
             print(f"nova {args.command}: {exc}", file=sys.stderr)
             return 1
@@ -233,6 +247,10 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         from nova_cli.dlq import run_dlq
 
         return await run_dlq(settings, args.action, args.ids, every=args.every, as_json=args.json)
+    if command == "nats-config":
+        from nova_cli.nats_config import run_nats_config
+
+        return run_nats_config(settings, prefix=args.prefix, out=args.out)
     if command == "models":
         if args.action == "pull":
             return _pull(settings, args.name)

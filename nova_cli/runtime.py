@@ -8,7 +8,7 @@ import signal
 from nats.aio.client import Client
 
 from nova_common import provision
-from nova_common.nats_conn import connect
+from nova_common.nats_conn import NatsUnavailable, connect
 from nova_common.settings import Settings
 from nova_common.subjects import Subjects
 
@@ -34,8 +34,18 @@ async def connect_and_provision(
     nc = await connect(settings.nats, name=name, url=url)
     if settings.nats.provision if create is None else create:
         subjects = Subjects(settings.nats.subject_prefix)
-        await provision.provision(
-            nc.jetstream(),
-            provision.topology(subjects, settings.streams, settings.stt, settings.mt),
-        )
+        try:
+            await provision.provision(
+                nc.jetstream(),
+                provision.topology(subjects, settings.streams, settings.stt, settings.mt),
+            )
+        except TimeoutError as exc:
+            await nc.close()
+            # A user without JetStream admin rights: its API requests go unanswered (the
+            # server reports a permissions violation, which nats-py logs, and drops them).
+            raise NatsUnavailable(
+                "no answer creating the streams and consumers: this NATS user may lack "
+                "JetStream admin rights. Run the services with nats.provision = false "
+                "(NOVA_NATS_PROVISION=false) and `nova init` as the admin user"
+            ) from exc
     return nc

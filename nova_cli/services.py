@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from nova_cli.runtime import connect_and_provision, stop_on_signals
 from nova_cli.stack import LocalStack
 from nova_common.nats_server import EmbeddedNatsServer, free_port
+from nova_common.nats_users import RoleUsers, embedded_users
 from nova_common.pull_worker import PullWorker, work_until
 from nova_common.settings import Settings, SttSettings
 from nova_gateway.service import make_gateway
@@ -80,15 +81,22 @@ async def run_up(settings: Settings, *, port: int | None) -> int:
     stop = asyncio.Event()
     stop_on_signals(stop)
     server: EmbeddedNatsServer | None = None
+    users: RoleUsers | None = None
     if settings.nats.url is None:
         # The well-known port when it is free, so the nats CLI finds it without flags.
         nats_port = 4222 if _port_free("127.0.0.1", 4222) else free_port()
-        server = EmbeddedNatsServer(Path(settings.data_dir) / "nats", port=nats_port).start()
-        log.info("embedded nats-server started", url=server.url, store=str(server.store_dir))
+        users = embedded_users(settings)
+        server = EmbeddedNatsServer(
+            Path(settings.data_dir) / "nats",
+            port=nats_port,
+            config_file=users.config_file if users else None,
+        ).start()
+        log.info("embedded nats-server started", url=server.url, store=str(server.store_dir),
+                 users=str(users.directory) if users else "none (nats.embedded_auth off)")  # fmt: skip
         settings = msgspec.structs.replace(
             settings, nats=msgspec.structs.replace(settings.nats, url=server.url)
         )
-    stack = LocalStack(settings, stt_workers=0)
+    stack = LocalStack(settings, stt_workers=0, users=users)
     status = 0
     try:
         await stack.start(port=port)
@@ -111,6 +119,7 @@ async def run_up(settings: Settings, *, port: int | None) -> int:
             f"Nova Voice is up: http://{host}:{gw_port}/  (live subtitles in the browser)\n"
             f"  WebSocket: ws://{host}:{gw_port}/ws\n"
             f"  health: http://{host}:{gw_port}/health/full   NATS: {stack.nats_url}\n"
+            f"{_nats_users_line(users)}"
             f"{_openai_line(settings, gw_port)}"
             f"  translation: {describe_backends(backends)}\n"
             f"  try:    {_nova_command()} transcribe FILE --url ws://{host}:{gw_port}/ws\n"
@@ -132,6 +141,17 @@ async def run_up(settings: Settings, *, port: int | None) -> int:
             server.stop()
     log.info("stopped cleanly" if status == 0 else "stopped")
     return status
+
+
+def _nats_users_line(users: RoleUsers | None) -> str:
+    """Where the embedded server's per-role users are, and how the nats CLI gets in."""
+    if users is None:
+        return ""
+    admin = users.seed_file("admin")
+    return (
+        f"  NATS users, one per role: {users.directory}  "
+        f"(nats CLI: --nkey {admin} --inbox-prefix _INBOX_admin)\n"
+    )
 
 
 async def run_gateway(settings: Settings, *, port: int | None) -> int:

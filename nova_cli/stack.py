@@ -13,7 +13,9 @@ from nats.aio.client import Client
 from prometheus_client import CollectorRegistry
 
 from nova_cli.runtime import connect_and_provision
+from nova_common.nats_auth import Role
 from nova_common.nats_server import EmbeddedNatsServer, free_port
+from nova_common.nats_users import RoleUsers
 from nova_common.settings import Settings
 from nova_gateway.server import Gateway
 from nova_gateway.service import make_gateway
@@ -36,6 +38,9 @@ class LocalStack:
     mt_workers: int = 0
     backends: list[TranslationBackend] | None = None
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    # Each service connects as its role's own NATS user (nova_common/nats_users.py), and an
+    # admin user provisions; None: every connection as ``settings.nats`` says.
+    users: RoleUsers | None = None
 
     nats_url: str = ""
     gateway: Gateway | None = None
@@ -61,13 +66,21 @@ class LocalStack:
         url = self.settings.nats.url
         if url is None:
             nats_port = free_port()
-            self._server = EmbeddedNatsServer(Path(self.settings.data_dir) / "nats", port=nats_port)
+            self._server = EmbeddedNatsServer(
+                Path(self.settings.data_dir) / "nats",
+                port=nats_port,
+                config_file=self.users.config_file if self.users else None,
+            )
             self._server.start()
             url = self._server.url
         self.nats_url = url
-        gw_nc = await connect_and_provision(self.settings, name="nova-gateway", url=url)
+        if self.users is not None:  # the services may not provision: the admin does, first
+            admin = await connect_and_provision(self.as_role("admin"), name="nova-admin", url=url)
+            await admin.drain()
+        gateway = self.as_role("gateway")
+        gw_nc = await connect_and_provision(gateway, name="nova-gateway", url=url)
         self._connections.append(gw_nc)
-        self.gateway = make_gateway(gw_nc, self.settings, self.registry)
+        self.gateway = make_gateway(gw_nc, gateway, self.registry)
         await self.gateway.start(port=self.settings.gateway.port if port is None else port)
         if self.stt_workers:
             model = self.model
@@ -85,6 +98,10 @@ class LocalStack:
                 await self.add_mt_worker(backends)
         return self
 
+    def as_role(self, role: Role) -> Settings:
+        """The settings a service of ``role`` runs with here."""
+        return self.settings if self.users is None else self.users.settings_for(role, self.settings)
+
     async def wait_ready(self, timeout: float = 15.0) -> None:
         """Until the gateway has heard every worker's heartbeat, so that a session started now
         is not told that no worker is running."""
@@ -94,12 +111,11 @@ class LocalStack:
             await self.gateway.workers.wait_for("mt", {w.worker_id for w in self.mt})
 
     async def add_worker(self, model: SpeechToText) -> SttWorker:
-        nc = await connect_and_provision(
-            self.settings, name="nova-stt", url=self.nats_url, create=False
-        )
+        settings = self.as_role("stt")
+        nc = await connect_and_provision(settings, name="nova-stt", url=self.nats_url, create=False)
         self._connections.append(nc)
         # Each worker gets its own registry: metric names would collide in a shared one.
-        worker = make_worker(nc, self.settings, model, CollectorRegistry())
+        worker = make_worker(nc, settings, model, CollectorRegistry())
         self.workers.append(worker)
         self._run(worker.run())
         return worker
@@ -107,11 +123,10 @@ class LocalStack:
     async def add_mt_worker(self, backends: list[TranslationBackend]) -> MtWorker:
         from nova_mt.service import make_worker as make_mt_worker
 
-        nc = await connect_and_provision(
-            self.settings, name="nova-mt", url=self.nats_url, create=False
-        )
+        settings = self.as_role("mt")
+        nc = await connect_and_provision(settings, name="nova-mt", url=self.nats_url, create=False)
         self._connections.append(nc)
-        worker = make_mt_worker(nc, self.settings, backends, CollectorRegistry())
+        worker = make_mt_worker(nc, settings, backends, CollectorRegistry())
         self.mt.append(worker)
         self._run(worker.run())
         return worker

@@ -56,10 +56,20 @@ def _detach_from_terminal() -> None:
 class EmbeddedNatsServer:
     """Runs ``nats-server -js`` as a child process; used by `nova up` and by the tests."""
 
-    def __init__(self, store_dir: Path, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        store_dir: Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        config_file: Path | None = None,
+    ) -> None:
+        """``config_file``: a nats-server config (its users, for one); the flags given here for
+        JetStream, the store, the address and the log win over what it says of them."""
         self.store_dir = Path(store_dir)
         self.host = host
         self.port = port or free_port(host)
+        self.config_file = config_file
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -77,6 +87,8 @@ class EmbeddedNatsServer:
             "-p", str(self.port),
             "-l", str(log_file),
         ]  # fmt: skip
+        if self.config_file is not None:
+            cmd += ["-c", str(self.config_file)]
         self._proc = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, preexec_fn=_detach_from_terminal
         )

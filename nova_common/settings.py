@@ -8,6 +8,7 @@ environment variables ``NOVA_<SECTION>_<FIELD>`` (``NOVA_STT_MODEL``, ``NOVA_NAT
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,6 +16,11 @@ from typing import Any, Literal
 
 import msgspec
 import platformdirs
+
+from nova_common.subjects import is_valid_token
+
+# The user-info part of a URL: "//user:password@" or "//token@".
+_USERINFO = re.compile(r"//(?:([^/@:]*):)?[^/@]*@")
 
 
 class ConfigError(ValueError):
@@ -31,8 +37,39 @@ class NatsSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     # How long a starting service waits for NATS before giving up with an error.
     connect_wait_s: float = 10.0
     # Services create/update streams and consumers at start-up; turn off where they run without
-    # JetStream admin rights and an operator runs `nova init` instead.
+    # JetStream admin rights and an operator runs `nova init` instead. Off, workers also leave
+    # a vanished consumer to the operator rather than re-creating it.
     provision: bool = True
+    # A role's credentials (see nova_common/nats_auth.py): a .creds file (JWT and seed), or an
+    # nkey seed file; and the role's inbox prefix (its user may read only its own replies).
+    creds: str | None = None
+    nkey_seed: str | None = None
+    inbox_prefix: str = "_INBOX"
+    # `nova up`'s embedded nats-server admits only one generated user per role (nkeys under
+    # <data_dir>/nats/users), each service connecting as its own.
+    embedded_auth: bool = True
+
+    def __post_init__(self) -> None:
+        if not all(is_valid_token(part) for part in self.inbox_prefix.split(".")):
+            raise ValueError(f"nats.inbox_prefix {self.inbox_prefix!r} is not a subject prefix")
+        if sum(x is not None for x in (self.creds, self.nkey_seed, self.password)) > 1:
+            raise ValueError("give one of nats.creds, nats.nkey_seed, nats.password, not several")
+
+    def __repr__(self) -> str:
+        # Settings end up in logs and tracebacks: no password, and no password inside the URL.
+        shown = {
+            name: "***" if name == "password" and value is not None else value
+            for name, value in msgspec.structs.asdict(self).items()
+        }
+        shown["url"] = redact_url(self.url)
+        return "NatsSettings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
+
+
+def redact_url(url: str | None) -> str | None:
+    """``url`` without the password or token it may carry (``nats://user:secret@host``)."""
+    if url is None:
+        return None
+    return _USERINFO.sub(lambda m: f"//{m[1] + ':' if m[1] is not None else ''}***@", url)
 
 
 class StreamSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

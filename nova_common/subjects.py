@@ -39,6 +39,11 @@ class Subjects:
         return f"{self._stream_base}_AUDIO"
 
     @property
+    def sessions_bucket(self) -> str:
+        """The KV bucket of session state kept for resume (its stream is ``KV_<bucket>``)."""
+        return f"{self._stream_base}_SESSIONS"
+
+    @property
     def results_stream(self) -> str:
         return f"{self._stream_base}_RESULTS"
 

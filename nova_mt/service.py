@@ -71,8 +71,10 @@ def make_worker(
     registry: CollectorRegistry,
 ) -> MtWorker:
     subjects = Subjects(settings.nats.subject_prefix)
-    # The worker re-creates its durable consumers from these configs should they vanish.
+    # The worker re-creates its durable consumers from these configs should they vanish, but
+    # only where it may provision: without admin rights the operator's `nova init` does.
     topo = topology(subjects, settings.streams, settings.stt, settings.mt)
+    recreate = settings.nats.provision
     return MtWorker(
         nc,
         router=TranslationRouter(backends, cache_size=settings.mt.cache_size),
@@ -80,6 +82,6 @@ def make_worker(
         streams=settings.streams,
         subjects=subjects,
         metrics=MtMetrics.create(registry),
-        consumer=topo.consumer(settings.mt.durable),
-        rescuer=topo.consumer(rescuer_durable(settings.mt.durable)),
+        consumer=topo.consumer(settings.mt.durable) if recreate else None,
+        rescuer=topo.consumer(rescuer_durable(settings.mt.durable)) if recreate else None,
     )

@@ -39,8 +39,10 @@ def make_worker(
     nc: Client, settings: Settings, model: SpeechToText, registry: CollectorRegistry
 ) -> SttWorker:
     subjects = Subjects(settings.nats.subject_prefix)
-    # The worker re-creates its durable consumers from these configs should they vanish.
+    # The worker re-creates its durable consumers from these configs should they vanish, but
+    # only where it may provision: without admin rights the operator's `nova init` does.
     topo = topology(subjects, settings.streams, settings.stt, settings.mt)
+    recreate = settings.nats.provision
     return SttWorker(
         nc,
         stt=model,
@@ -48,7 +50,7 @@ def make_worker(
         streams=settings.streams,
         subjects=subjects,
         metrics=SttMetrics.create(registry),
-        consumer=topo.consumer(settings.stt.durable),
-        windows_consumer=topo.consumer(settings.stt.windows_durable),
-        rescuer=topo.consumer(rescuer_durable(settings.stt.durable)),
+        consumer=topo.consumer(settings.stt.durable) if recreate else None,
+        windows_consumer=topo.consumer(settings.stt.windows_durable) if recreate else None,
+        rescuer=topo.consumer(rescuer_durable(settings.stt.durable)) if recreate else None,
     )

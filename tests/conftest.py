@@ -18,7 +18,9 @@ from nova_common.settings import Settings, load_settings
 from nova_stt.service import load_model
 from nova_stt.transcriber import SpeechToText
 
-# Fixtures of the process tests (tests/processes.py), made available to every test module.
+# Fixtures of the NATS permission tests (tests/nats_roles.py) and of the process tests
+# (tests/processes.py), made available to every test module.
+from tests.nats_roles import auth_server, provisioned  # noqa: F401
 from tests.processes import (  # noqa: F401
     TEST_AUDIO_MAX_BYTES,
     cli_data_dir,
