@@ -26,6 +26,13 @@ from nova_common.settings import Settings
 from nova_common.subjects import Subjects
 
 
+def permission_violations(server_log: str) -> list[str]:
+    """The server's own record of every permission it refused ("Publish Violation",
+    "Subscription Violation"; not a refused login, "Authorization Violation")."""
+    kinds = ("Publish Violation", "Subscription Violation")
+    return [line for line in server_log.splitlines() if any(k in line for k in kinds)]
+
+
 @dataclass
 class AuthServer:
     server: EmbeddedNatsServer
@@ -42,9 +49,7 @@ class AuthServer:
         return path.read_text() if path.exists() else ""
 
     def violations(self) -> list[str]:
-        """The server's own record of every permission it refused ("Publish Violation",
-        "Subscription Violation")."""
-        return [line for line in self.log.splitlines() if "Violation" in line]
+        return permission_violations(self.log)
 
     def connections(self) -> list[dict[str, Any]]:
         """Open client connections with the user each one authenticated as (/connz)."""
