@@ -102,6 +102,7 @@ def ensure_users(directory: Path, subjects: Subjects, durables: Durables) -> Rol
         path = users.seed_file(role)
         if not path.exists():
             write_secret(path, new_seed() + b"\n")
+        path.chmod(0o600)  # one copied in with wider permissions, too
         try:
             public = public_key(path.read_bytes())
         except NatsUsersError as exc:

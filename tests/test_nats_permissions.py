@@ -172,7 +172,11 @@ async def test_a_worker_without_admin_rights_leaves_a_lost_consumer_to_the_admin
     """With ``nats.provision`` off (as its user must run) the MT worker neither provisions nor
     re-creates its vanished consumer: it waits, and works once `nova init` has made it again."""
     fast = msgspec.structs.replace(
-        provisioned.mt, fetch_timeout_s=0.2, rebind_after_idle=1, heartbeat_interval_s=0.5
+        provisioned.mt,
+        fetch_timeout_s=0.2,
+        rebind_after_idle=1,
+        rebind_after_errors=1,
+        heartbeat_interval_s=0.5,
     )
     mt_settings = auth_server.users.settings_for(
         "mt", msgspec.structs.replace(provisioned, mt=fast)

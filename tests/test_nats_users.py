@@ -65,6 +65,10 @@ def test_keys_and_config_on_disk_are_the_owners_alone(tmp_path: Path) -> None:
     again = ensure_users(tmp_path / "users", Subjects("t1"), Durables())
     assert {role: again.seed_file(role).read_bytes() for role in ROLES} == seeds
 
+    users.seed_file("mt").chmod(0o644)
+    ensure_users(tmp_path / "users", Subjects("t1"), Durables())
+    assert mode(users.seed_file("mt")) == 0o600
+
     users.seed_file("stt").write_text("not a seed\n")
     with pytest.raises(NatsUsersError, match=r"stt\.nk: not an nkey seed"):
         ensure_users(tmp_path / "users", Subjects("t1"), Durables())
