@@ -22,9 +22,16 @@ import nats
 import pytest
 
 from nova_cli.nats_config import env_authorization, nkey_variable, run_nats_config
-from nova_common.nats_auth import ROLES, Durables, inbox_prefix, role_permissions
+from nova_common.nats_auth import (
+    ROLES,
+    Durables,
+    Password,
+    inbox_prefix,
+    render_authorization,
+    role_permissions,
+)
 from nova_common.nats_conn import NatsUnavailable, connect
-from nova_common.nats_server import find_nats_server, free_port
+from nova_common.nats_server import EmbeddedNatsServer, find_nats_server, free_port
 from nova_common.nats_users import NatsUsersError, ensure_users, public_key
 from nova_common.settings import ConfigError, NatsSettings, load_settings
 from nova_common.subjects import Subjects
@@ -110,6 +117,34 @@ async def test_a_refused_connection_says_why(
     with pytest.raises(NatsUnavailable, match=r"nats.nkey_seed .*/x does not exist"):
         await connect(missing, name="typo")
     assert "hunter2" not in capsys.readouterr().out
+
+
+async def test_password_users_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """For operators who keep passwords rather than nkeys: the same lists, rendered with users
+    and passwords (here from the server's environment), admit NOVA_NATS_USER/PASSWORD."""
+    subjects = Subjects("t2")
+    users = {"gateway": Password(user="gw", env="GW_PASSWORD"), "admin": Password(user="root",
+             password="s3cret-admin")}  # fmt: skip
+    block = render_authorization(users, role_permissions(subjects, Durables()))
+    assert "s3cret-admin" in block and "$GW_PASSWORD" in block
+    (tmp_path / "server.conf").write_text(block)
+    monkeypatch.setenv("GW_PASSWORD", "s3cret-gateway")  # the server's process inherits it
+    server = EmbeddedNatsServer(tmp_path / "nats", config_file=tmp_path / "server.conf").start()
+    try:
+        gateway = NatsSettings(url=server.url, user="gw", password="s3cret-gateway",
+                               inbox_prefix=inbox_prefix("gateway"))  # fmt: skip
+        nc = await connect(gateway, name="nova-gateway")
+        await nc.publish(subjects.audio("s"), b"audio")
+        await nc.flush()
+        await nc.close()
+        wrong = NatsSettings(url=server.url, user="gw", password="guess")
+        with pytest.raises(NatsUnavailable, match="refused"):
+            await connect(wrong, name="nova-gateway")
+    finally:
+        server.stop()
+    assert permission_violations((tmp_path / "nats" / "nats-server.log").read_text()) == []
 
 
 def test_the_shipped_users_block_is_what_nova_nats_config_prints() -> None:
