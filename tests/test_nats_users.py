@@ -25,7 +25,9 @@ from nova_cli.nats_config import env_authorization, nkey_variable, run_nats_conf
 from nova_common.nats_auth import (
     ROLES,
     Durables,
+    Identity,
     Password,
+    Role,
     inbox_prefix,
     render_authorization,
     role_permissions,
@@ -125,8 +127,10 @@ async def test_password_users_from_the_environment(
     """For operators who keep passwords rather than nkeys: the same lists, rendered with users
     and passwords (here from the server's environment), admit NOVA_NATS_USER/PASSWORD."""
     subjects = Subjects("t2")
-    users = {"gateway": Password(user="gw", env="GW_PASSWORD"), "admin": Password(user="root",
-             password="s3cret-admin")}  # fmt: skip
+    users: dict[Role, Identity] = {
+        "gateway": Password(user="gw", env="GW_PASSWORD"),
+        "admin": Password(user="root", password="s3cret-admin"),
+    }
     block = render_authorization(users, role_permissions(subjects, Durables()))
     assert "s3cret-admin" in block and "$GW_PASSWORD" in block
     (tmp_path / "server.conf").write_text(block)
