@@ -133,6 +133,10 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     recover_after_s: float = 5.0
     # On shutdown, open sessions get this long to flush and receive their finals.
     shutdown_grace_s: float = 30.0
+    # Per session: utterances accepted while NATS is away or slow wait in an outbox of at most
+    # this many bytes of audio (16 MiB: ~9 minutes of speech); past it the client is told it is
+    # overloaded. The WebSocket read loop never waits on a publish.
+    outbox_max_bytes: int = 16 << 20
     # Partial results (profile `subtitles`): a window per this much new speech, at most one in
     # flight per session (workers answer even a window they drop; one unanswered this long —
     # an answer lost on the way — no longer blocks the next).

@@ -148,6 +148,7 @@ class SessionHub:
             stt_alive=lambda: bool(self.workers.alive("stt")),
             falling_behind_s=self.settings.falling_behind_s,
             cuts=self._cuts_for(start),
+            outbox_max_bytes=self.settings.outbox_max_bytes,
         )
         watchdog = asyncio.create_task(self._watch(session))
         self.metrics.sessions_total.inc()
@@ -155,6 +156,8 @@ class SessionHub:
             yield session
         finally:
             watchdog.cancel()
+            # Accepted audio is published even when its client has vanished.
+            await session.close(self.settings.shutdown_grace_s)
             await _unsubscribe(subscriptions)
 
     def _vad_for(self, start: StartMessage) -> VadSettings:

@@ -27,6 +27,7 @@ from nova_gateway.cuts import CutPolicy, cut_point
 from nova_gateway.delivery import ResultDelivery
 from nova_gateway.language_memory import SessionLanguage
 from nova_gateway.ordering import InOrderDelivery
+from nova_gateway.outbox import OutboxFull, PublishOutbox
 from nova_gateway.partials import LocalAgreement, PartialWindows
 from nova_gateway.publisher import AudioPublisher, PublishRejected
 from nova_gateway.segmenter import Utterance, UtteranceSegmenter
@@ -57,6 +58,7 @@ class AudioIngest:
         stt_alive: Callable[[], bool] = lambda: True,
         falling_behind_s: float = 0.0,
         cuts: CutPolicy | None = None,
+        outbox_max_bytes: int = 16 << 20,
     ) -> None:
         """``partials``: None for no partial results. ``falling_behind_s``: the client is told
         once a final has been owed this long (0: never). ``cuts``: end utterances where
@@ -69,7 +71,12 @@ class AudioIngest:
         self._route = route
         self._converter = AudioConverter(start.sample_rate, start.channels)
         self._segmenter = UtteranceSegmenter(vad)
-        self._publisher = publisher
+        self.outbox = PublishOutbox(
+            publisher,
+            max_bytes=outbox_max_bytes,
+            on_done=self._published,
+            on_window_lost=lambda window: partials.not_sent() if partials else None,
+        )
         self._metrics = metrics
         self._delivery = delivery
         self._numbering = numbering
@@ -173,13 +180,21 @@ class AudioIngest:
         )
         self._translations.expect(seq, routing.targets, segment.start, segment.end)
         try:
-            await self._publisher.publish(segment)
-        except PublishRejected as exc:
-            await self._delivery.resolve(
-                seq, ErrorEvent(code=exc.code, reason=str(exc), session_id=self.session_id, seq=seq)
-            )
+            self.outbox.put(segment)  # the read loop never waits on a publish
+        except OutboxFull as exc:
+            self._metrics.publish_failures.labels("overloaded", "final").inc()
+            await self._refused(seq, exc.code, str(exc))
             return
         self._delivery.published(seq)
+
+    async def _published(self, segment: AudioSegment, rejected: PublishRejected | None) -> None:
+        if rejected is not None:
+            await self._refused(segment.seq, rejected.code, str(rejected))
+
+    async def _refused(self, seq: int, code: str, reason: str) -> None:
+        await self._delivery.resolve(
+            seq, ErrorEvent(code=code, reason=reason, session_id=self.session_id, seq=seq)
+        )
 
     async def _maybe_partial(self) -> None:
         """A partial window of the utterance in progress, when one is due."""
@@ -217,11 +232,8 @@ class AudioIngest:
             sent_at=time.time(),
             language_prior=() if language else self._heard.prior(),
         )
-        try:
-            await self._publisher.publish(segment)
-        except PublishRejected:
-            self._partials.not_sent()  # best effort: the final carries the utterance
-            return
+        # Best effort: a window lost on the way is no loss, the final carries the utterance.
+        self.outbox.put_window(segment)
         self._delivery.window_sent(seq, revision, at=now)
 
     async def _abandon_partials(self) -> None:

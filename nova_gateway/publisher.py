@@ -20,6 +20,10 @@ _TRANSIENT = (
 )
 
 
+# The code of a publish that failed because NATS could not be reached (worth trying again).
+UNAVAILABLE = "queue_unavailable"
+
+
 class PublishRejected(Exception):
     def __init__(self, code: str, reason: str) -> None:
         super().__init__(reason)
@@ -67,7 +71,7 @@ class AudioPublisher:
         except _TRANSIENT as exc:
             self._metrics.publish_failures.labels("unavailable", segment.kind).inc()
             raise PublishRejected(
-                "queue_unavailable",
+                UNAVAILABLE,
                 f"utterance {segment.seq} could not be queued, NATS is unavailable: {exc!r}",
             ) from exc
         except nats.errors.Error as exc:  # e.g. payload over the server's max_payload

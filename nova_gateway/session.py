@@ -49,6 +49,7 @@ class Session:
         stt_alive: Callable[[], bool] = lambda: True,
         falling_behind_s: float = 0.0,
         cuts: CutPolicy | None = None,
+        outbox_max_bytes: int = 16 << 20,
     ) -> None:
         """See ``AudioIngest`` and ``ResultDelivery`` for what each option steers."""
         self.session_id = session_id
@@ -86,6 +87,7 @@ class Session:
             stt_alive=stt_alive,
             falling_behind_s=falling_behind_s,
             cuts=cuts,
+            outbox_max_bytes=outbox_max_bytes,
         )
         self.delivery.on_agreement(self.ingest.plan_cut)
 
@@ -129,6 +131,11 @@ class Session:
 
     async def check_stall(self) -> None:
         await self.delivery.check_stall()
+
+    async def close(self, timeout: float) -> int:
+        """The session is over, its client maybe gone: what it accepted is still published
+        (for at most ``timeout``); returns how many utterances could not be."""
+        return await self.ingest.outbox.close(timeout)
 
     async def finish(self, timeout: float) -> SummaryEvent:
         """Flush the last utterance and wait until every final, and every translation asked

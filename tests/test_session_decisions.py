@@ -111,8 +111,10 @@ def answer(window: AudioSegment, text: str, ends: tuple[SegmentEnd, ...]) -> Tra
 
 
 async def feed(session: Session, audio: np.ndarray) -> None:
+    """Chunk by chunk, each chunk's publishes out of the outbox before the next comes."""
     for pos in range(0, len(audio), CHUNK):
         await session.feed(audio[pos : pos + CHUNK].tobytes())
+        assert await session.ingest.outbox.drain(5)
 
 
 async def test_a_committed_sentence_end_cuts_the_utterance_in_its_pause() -> None:
