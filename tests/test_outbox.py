@@ -30,6 +30,7 @@ async def test_utterances_wait_out_a_nats_outage_and_are_stored_once(tmp_path: P
     server = EmbeddedNatsServer(tmp_path / "nats").start()
     settings = load_settings(environ={})
     subjects = Subjects("outbox")
+
     async def quiet(exc: Exception) -> None:  # refused reconnects while the server is down
         pass
 
