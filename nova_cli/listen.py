@@ -164,6 +164,7 @@ async def run_listen(
     translate_to: tuple[str, ...],
     fmt: str,
     overlay: bool,
+    api_key: str | None = None,
 ) -> int:
     err = sys.stderr
     if list_devices:
@@ -201,7 +202,7 @@ async def run_listen(
         except OverlayUnavailable as exc:
             print(f"nova listen: {exc} (is DISPLAY set?)", file=err)
             return EXIT_DISPLAY
-    return await _run(session, url, source, language, translate_to, err)
+    return await _run(session, url, source, language, translate_to, err, api_key)
 
 
 async def _run(
@@ -211,6 +212,7 @@ async def _run(
     language: str,
     translate_to: tuple[str, ...],
     err: TextIO,
+    api_key: str | None = None,
 ) -> int:
     loop = asyncio.get_running_loop()
     window = session.overlay
@@ -230,7 +232,9 @@ async def _run(
     summary = None
     try:
         start = start_message(language, translate_to=translate_to)
-        summary = await run_live(url, start, source, session, reconnect=True, stop=session.stop)
+        summary = await run_live(
+            url, start, source, session, reconnect=True, stop=session.stop, api_key=api_key
+        )
     except SessionRefused as exc:
         failure = EXIT_GATEWAY, str(exc)
     except GatewayError as exc:

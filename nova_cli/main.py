@@ -102,6 +102,7 @@ def _parser() -> argparse.ArgumentParser:
         "--words", action="store_true", help='word times in --format jsonl ("words": [...])'
     )
     tr.add_argument("--output-dir", type=Path, help="write one file per input here")
+    _api_key_argument(tr)
 
     # The desktop clients share where their audio comes from.
     live = argparse.ArgumentParser(add_help=False)
@@ -115,6 +116,7 @@ def _parser() -> argparse.ArgumentParser:
         help="microphone: a number from --list-devices, or part of its name",
     )
     live.add_argument("--list-devices", action="store_true", help="list the microphones and exit")
+    _api_key_argument(live)
     live.add_argument(
         "--language",
         default="auto",
@@ -164,11 +166,26 @@ def _parser() -> argparse.ArgumentParser:
     ty.add_argument(
         "--log-finals", type=Path, metavar="FILE", help="also write each final as a JSON line here"
     )
+    from nova_cli.keys import add_keys_arguments
+
+    add_keys_arguments(
+        sub.add_parser(
+            "keys", parents=[common], help="the gateway's API keys: add NAME | ls | rm NAME"
+        )
+    )
     from nova_cli.bench import add_bench_arguments
 
     bench = sub.add_parser("bench", parents=[common], help="the real-time benchmark (--all: all)")
     add_bench_arguments(bench)
     return parser
+
+
+def _api_key_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--api-key",
+        metavar="KEY",
+        help="API key or session token for a gateway that wants one (or NOVA_API_KEY)",
+    )
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -178,6 +195,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "data_dir": getattr(args, "data_dir", None),
         "log_level": getattr(args, "log_level", None),
+        "api_key": getattr(args, "api_key", None),
         "nats": pick(url=getattr(args, "nats_url", None)),
         "gateway": pick(host=getattr(args, "host", None)),
         "stt": pick(
@@ -215,7 +233,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             NatsUnavailable | NatsServerError | NatsUsersError | ModelNotAvailable
             | MtModelNotAvailable
         )  # fmt: skip
-        if isinstance(exc, known | OSError):
+        from nova_gateway.auth.errors import ACCESS_ERRORS
+
+        if isinstance(exc, known | ACCESS_ERRORS | OSError):
             print(f"nova {args.command}: {exc}", file=sys.stderr)
             return 1
         raise
@@ -268,6 +288,7 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             words=args.words,
             output_dir=args.output_dir,
             translate_to=_codes(args.translate_to),
+            api_key=settings.api_key,
         )
     if command == "listen":
         from nova_cli.listen import run_listen
@@ -282,6 +303,7 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             translate_to=_codes(args.translate_to),
             fmt=args.format,
             overlay=args.overlay,
+            api_key=settings.api_key,
         )
     if command == "type":
         from nova_cli.type import run_type
@@ -297,7 +319,12 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             hotkey=args.hotkey,
             typer=args.typer,
             log_finals=args.log_finals,
+            api_key=settings.api_key,
         )
+    if command == "keys":
+        from nova_cli.keys import run_keys
+
+        return run_keys(settings, args)
     if command == "bench":
         from nova_cli.bench import run_from_args
 

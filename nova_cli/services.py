@@ -20,6 +20,7 @@ from nova_common.nats_server import EmbeddedNatsServer, free_port
 from nova_common.nats_users import RoleUsers, embedded_users
 from nova_common.pull_worker import PullWorker, work_until
 from nova_common.settings import Settings, SttSettings
+from nova_gateway.auth.access import describe_access
 from nova_gateway.service import make_gateway
 from nova_mt.service import describe_backends, load_backends
 from nova_mt.service import make_worker as make_mt_worker
@@ -55,7 +56,12 @@ def _openai_line(settings: Settings, port: int) -> str:
     """The banner's line for the OpenAI-compatible API (base URL for OpenAI clients)."""
     if not settings.gateway.openai_api:
         return ""
-    return f"  OpenAI-compatible API: http://{settings.gateway.host}:{port}/v1\n"
+    return f"  OpenAI-compatible API: http{_s(settings)}://{settings.gateway.host}:{port}/v1\n"
+
+
+def _s(settings: Settings) -> str:
+    """The "s" of https and wss when the gateway serves TLS."""
+    return "s" if settings.access.tls_cert else ""
 
 
 def usable_cores() -> int:
@@ -114,15 +120,16 @@ async def run_up(settings: Settings, *, port: int | None) -> int:
         await stack.add_mt_worker(backends)
         await stack.wait_ready()
         assert stack.gateway is not None
-        host, gw_port = settings.gateway.host, stack.gateway.port
+        host, gw_port, s = settings.gateway.host, stack.gateway.port, _s(settings)
         print(
-            f"Nova Voice is up: http://{host}:{gw_port}/  (live subtitles in the browser)\n"
-            f"  WebSocket: ws://{host}:{gw_port}/ws\n"
-            f"  health: http://{host}:{gw_port}/health/full   NATS: {stack.nats_url}\n"
+            f"Nova Voice is up: http{s}://{host}:{gw_port}/  (live subtitles in the browser)\n"
+            f"  WebSocket: ws{s}://{host}:{gw_port}/ws\n"
+            f"  health: http{s}://{host}:{gw_port}/health/full   NATS: {stack.nats_url}\n"
+            f"  access: {describe_access(stack.gateway.access)}\n"
             f"{_nats_users_line(users)}"
             f"{_openai_line(settings, gw_port)}"
             f"  translation: {describe_backends(backends)}\n"
-            f"  try:    {_nova_command()} transcribe FILE --url ws://{host}:{gw_port}/ws\n"
+            f"  try:    {_nova_command()} transcribe FILE --url ws{s}://{host}:{gw_port}/ws\n"
             "  Ctrl-C to stop",
             flush=True,
         )
@@ -164,7 +171,9 @@ async def run_gateway(settings: Settings, *, port: int | None) -> int:
         # printed port is the real one (also for --port 0).
         await gateway.start(port=port)
         print(
-            f"nova gateway listening on ws://{settings.gateway.host}:{gateway.port}/ws", flush=True
+            f"nova gateway listening on ws{_s(settings)}://{settings.gateway.host}:{gateway.port}/ws"
+            f" ({describe_access(gateway.access)})",
+            flush=True,
         )
         print(_openai_line(settings, gateway.port), end="", flush=True)
         await stop.wait()

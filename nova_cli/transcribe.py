@@ -12,6 +12,7 @@ from tqdm import tqdm
 from nova_client.formats import FinalWriter, Format
 from nova_client.streaming import (
     GatewayError,
+    GatewayRefused,
     GatewayUnreachable,
     SessionRefused,
     start_message,
@@ -40,6 +41,7 @@ async def run_transcribe(
     output_dir: Path | None,
     translate_to: tuple[str, ...] = (),
     words: bool = False,
+    api_key: str | None = None,
 ) -> int:
     if len(files) > 1 and fmt in ("srt", "vtt") and output_dir is None:
         print(f"nova transcribe: --format {fmt} with several files needs --output-dir",
@@ -64,10 +66,11 @@ async def run_transcribe(
         )
         try:
             ok = await _transcribe_file(
-                path, info, url=url, start=start, fmt=fmt, realtime=realtime, output_dir=output_dir
-            )
-        except GatewayUnreachable as exc:
-            # No connection at all: the other files would fare no better.
+                path, info, url=url, start=start, fmt=fmt, realtime=realtime,
+                output_dir=output_dir, api_key=api_key,
+            )  # fmt: skip
+        except (GatewayUnreachable, GatewayRefused) as exc:
+            # No connection at all, or none for this credential: other files would fare no better.
             print(f"nova transcribe: {exc}", file=sys.stderr)
             return 1
         except GatewayError as exc:
@@ -95,6 +98,7 @@ async def _transcribe_file(
     fmt: Format,
     realtime: bool,
     output_dir: Path | None,
+    api_key: str | None = None,
 ) -> bool:
     """Stream one file and write its finals; False when the file, a segment or a translation
     failed."""
@@ -165,6 +169,7 @@ async def _transcribe_file(
             on_notice=on_notice,
             on_started=on_started,
             on_translation=on_translation,
+            api_key=api_key,
         )
     except (GatewayUnreachable, SessionRefused):
         if out_path is not None:  # nothing was transcribed: leave no empty output file behind

@@ -71,6 +71,7 @@ async def run_type(
     typer: str,
     log_finals: Path | None = None,
     environ: Mapping[str, str] | None = None,
+    api_key: str | None = None,
 ) -> int:
     environ = os.environ if environ is None else environ
     if toggle:
@@ -101,6 +102,7 @@ async def run_type(
             return await _dictate(
                 url=url, source=source, language=language, finals_only=finals_only,
                 typer=backend, hotkey=keys, finals_log=finals, environ=environ,
+                api_key=api_key,
             )  # fmt: skip
     except control.ControlError as exc:
         _say(str(exc))
@@ -195,6 +197,7 @@ async def _dictate(
     hotkey: Hotkey | None,
     finals_log: TextIO | None,
     environ: Mapping[str, str],
+    api_key: str | None = None,
 ) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -228,7 +231,9 @@ async def _dictate(
         language, profile="typing", partials=True, prompt=prompt_for(language.strip())
     )
     try:
-        summary = await run_live(url, start, PausableSource(source, pause), listener, stop=stop)
+        summary = await run_live(
+            url, start, PausableSource(source, pause), listener, stop=stop, api_key=api_key
+        )
     except GatewayError as exc:  # SessionRefused included
         _say(str(exc))
         return EXIT_GATEWAY

@@ -118,6 +118,7 @@ async def run_live(
     reconnect: bool = True,
     stop: asyncio.Event | None = None,
     backlog_seconds: float = 60.0,
+    api_key: str | None = None,
 ) -> SummaryEvent | None:
     """Stream ``source`` until it ends or ``stop`` is set, then finish the session (its last
     finals and translations arrive) and return its summary.
@@ -147,7 +148,7 @@ async def run_live(
         while True:
             listener.status(ConnectionStatus("connecting", url))
             try:
-                ws = await open_gateway(url)
+                ws = await open_gateway(url, api_key=api_key)
             except GatewayUnreachable as exc:
                 if not reconnect:
                     raise

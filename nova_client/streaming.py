@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from nova_common.messages import (
     ErrorEvent,
@@ -70,9 +70,36 @@ def start_message(language: str, **fields: Any) -> StartMessage:
     )
 
 
-async def open_gateway(url: str, timeout: float = 10.0) -> ClientConnection:
+class GatewayRefused(SessionRefused):
+    """The gateway answered the handshake with a refusal (no or a bad API key or token, an
+    origin it does not allow): trying again with the same credential will not help."""
+
+
+def _refusal(url: str, exc: InvalidStatus) -> str:
+    response = exc.response
     try:
-        return await asyncio.wait_for(connect(url, max_size=None), timeout)
+        reason = str(msgspec.json.decode(response.body or b"{}").get("error") or "")
+    except (msgspec.DecodeError, AttributeError):
+        reason = ""
+    hint = " (give an API key: --api-key or NOVA_API_KEY)" if response.status_code == 401 else ""
+    return (
+        f"the Nova gateway at {url} refused the connection: HTTP {response.status_code}"
+        f"{': ' + reason if reason else ''}{hint}"
+    )
+
+
+async def open_gateway(
+    url: str, timeout: float = 10.0, *, api_key: str | None = None
+) -> ClientConnection:
+    """A WebSocket to the gateway, with ``api_key`` (an API key or a session token) sent as
+    ``Authorization: Bearer``."""
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
+    try:
+        return await asyncio.wait_for(
+            connect(url, max_size=None, additional_headers=headers), timeout
+        )
+    except InvalidStatus as exc:
+        raise GatewayRefused(_refusal(url, exc)) from exc
     except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
         raise GatewayUnreachable(f"cannot reach the Nova gateway at {url}: {exc}") from exc
 
@@ -131,6 +158,7 @@ async def stream_audio(
     on_started: Callable[[SessionStarted], None] | None = None,
     on_translation: Callable[[TranslationEvent], None] | None = None,
     on_partial: Callable[[PartialEvent], None] | None = None,
+    api_key: str | None = None,
 ) -> SessionResult:
     """Send ``start``, the PCM chunks (paced like a microphone when ``realtime``), then ``stop``;
     return once the gateway's summary arrives (it comes after every final and translation).
@@ -141,7 +169,7 @@ async def stream_audio(
     gateway will not start the session, and ``GatewayError`` when the session breaks off."""
     result = SessionResult()
     bytes_per_second = start.sample_rate * start.channels * 2
-    ws = await open_gateway(url)
+    ws = await open_gateway(url, api_key=api_key)
     async with ws:
 
         def notice(event: NoticeEvent) -> None:

@@ -25,6 +25,7 @@ from nova_common.messages import (
     json_encoder,
 )
 from nova_common.subjects import new_session_id
+from nova_gateway.auth.limits import LimitExceeded, SessionLimits
 from nova_gateway.frames import FrameReader
 from nova_gateway.hub import SessionHub
 from nova_gateway.protocol import ProtocolError, parse_client_message
@@ -68,10 +69,16 @@ def checked_start(message: StartMessage) -> StartMessage:
 
 class ClientConnection:
     def __init__(
-        self, transport: Transport, *, hub: SessionHub, shutting_down: asyncio.Event
+        self,
+        transport: Transport,
+        *,
+        hub: SessionHub,
+        shutting_down: asyncio.Event,
+        limits: SessionLimits | None = None,
     ) -> None:
         self._transport = transport
         self._hub = hub
+        self._limits = limits or SessionLimits.none()
         self._settings = hub.settings
         self._metrics = hub.metrics
         self.session_id = new_session_id()
@@ -117,9 +124,15 @@ class ClientConnection:
 
     async def _on_frame(self, frame: str | bytes) -> bool:
         """Handle one frame; True when the session is complete and the connection closed."""
-        if isinstance(frame, bytes):
-            await self._on_audio(frame)
-            return False
+        try:
+            self._limits.check_frame(frame)
+            if isinstance(frame, bytes):
+                await self._on_audio(frame)
+                return False
+        except LimitExceeded as exc:  # refused; what came before it is finished like a stop
+            await self._error(exc.code, str(exc))
+            await self._end(exc.close_code, exc.close_reason, self._settings.final_timeout_s)
+            return True
         # The limit is in bytes: a text frame of multi-byte characters is larger than its len();
         # UTF-8 has at most 4 bytes a character, so short frames skip the encoding.
         limit = self._settings.max_frame_bytes
@@ -153,6 +166,8 @@ class ClientConnection:
         try:
             if len(frame) > self._settings.max_frame_bytes:
                 raise AudioFormatError("frame_too_large", self._too_large(len(frame)))
+            start = session.start
+            self._limits.take_audio(len(frame), start.sample_rate * start.channels * 2)
             await session.feed(frame)
         except AudioFormatError as exc:
             # The refused audio still took time in the client's recording: keep the session's

@@ -2,7 +2,8 @@
 
 ``/ws`` (Nova's protocol) and ``/ws/v0`` (the seed's), the HTTP endpoints of ``http_routes``,
 the OpenAI-compatible API under ``/v1`` and the browser page's static files. One port means one
-place for auth later, a same-origin WebSocket for the page, and one Kubernetes Service port.
+place for auth (nova_gateway/auth/: one middleware decides for every route), a same-origin
+WebSocket for the page, and one Kubernetes Service port.
 """
 
 from __future__ import annotations
@@ -19,6 +20,12 @@ from nova_common import provision
 from nova_common.metrics import GatewayMetrics
 from nova_common.settings import GatewaySettings, VadSettings
 from nova_common.subjects import Subjects
+from nova_gateway.auth.access import Access
+from nova_gateway.auth.credentials import SUBPROTOCOL
+from nova_gateway.auth.limits import LimitExceeded
+from nova_gateway.auth.middleware import access_middleware, principal_of
+from nova_gateway.auth.routes import AuthRoutes
+from nova_gateway.auth.tls import server_context
 from nova_gateway.connection import ClientConnection
 from nova_gateway.http_routes import HttpRoutes, json_response, not_found_as_json
 from nova_gateway.hub import SessionHub
@@ -50,9 +57,12 @@ class Gateway:
         topology: provision.Topology,
         registry: CollectorRegistry,
         english_via: EnglishVia = "auto",
+        access: Access | None = None,
     ) -> None:
         self._nc = nc
         self._settings = settings
+        # None: no keys and no TLS, so open on loopback and refusing to listen elsewhere.
+        self.access = access or Access.unconfigured(settings.max_frame_bytes)
         self._subjects = subjects
         metrics = GatewayMetrics.create(registry)
         self.workers = WorkerRegistry(settings.worker_stale_s)
@@ -73,15 +83,20 @@ class Gateway:
         self._connections: set[asyncio.Task[None]] = set()
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[not_found_as_json])
+        app = web.Application(middlewares=[access_middleware(self.access), not_found_as_json])
         app.router.add_get("/ws", self._websocket)
         app.router.add_get("/ws/v0", self._websocket)
         self._http.add_to(app.router)
+        AuthRoutes(self.access).add_to(app.router)
         if self._settings.openai_api:
             app.add_subapp("/v1", OpenAIApi(self.hub, self.workers, self._settings).app())
         return app
 
     async def start(self, host: str | None = None, port: int | None = None) -> None:
+        host = host or self._settings.host
+        # Both raise with a message for the operator before anything listens.
+        self.access.check_bind(host)
+        ssl_context = server_context(self.access.settings)
         await self.workers.start(self._nc, self._subjects)
         self._runner = web.AppRunner(
             self.app(),
@@ -95,8 +110,9 @@ class Gateway:
         await self._runner.setup()
         site = web.TCPSite(
             self._runner,
-            host or self._settings.host,
+            host,
             self._settings.port if port is None else port,
+            ssl_context=ssl_context,
         )
         await site.start()
 
@@ -104,6 +120,10 @@ class Gateway:
     def port(self) -> int:
         assert self._runner is not None
         return int(self._runner.addresses[0][1])
+
+    @property
+    def tls(self) -> bool:
+        return self.access.settings.tls_cert is not None
 
     async def close(self) -> None:
         """Stop accepting connections; let open sessions flush and receive their finals (up to
@@ -136,6 +156,9 @@ class Gateway:
             # session's memory, bench/overhead.py) and the gateway ~8 % of its CPU inflating
             # audio frames.
             compress=False,
+            # A browser that offers its token as a subprotocol gets "nova.v1" back, never the
+            # token (it fails a handshake that picks none of its protocols).
+            protocols=(SUBPROTOCOL,),
         )
         if not ws.can_prepare(request).ok:
             return json_response(
@@ -145,18 +168,34 @@ class Gateway:
             )  # fmt: skip
         if self._shutting_down.is_set():
             return json_response(503, {"error": "the gateway is shutting down"})
-        await ws.prepare(request)
+        principal = principal_of(request)
+        try:
+            release = self.access.slots.acquire(principal.name, principal.limits)
+        except LimitExceeded as refused:
+            # Upgraded first: a browser sees a close code and its reason, never an HTTP status.
+            await ws.prepare(request)
+            await ws.close(code=refused.close_code, message=refused.close_reason.encode())
+            return ws
+        try:
+            await ws.prepare(request)
+        except BaseException:
+            release()
+            raise
         transport = AiohttpTransport(ws)
+        limits = self.access.session_limits(principal)
         connection: ClientConnection | SeedConnection
         if request.path == "/ws/v0":  # the seed's protocol, for the original desktop client
-            connection = SeedConnection(transport, hub=self.hub, shutting_down=self._shutting_down)
+            connection = SeedConnection(
+                transport, hub=self.hub, shutting_down=self._shutting_down, limits=limits
+            )
         else:
             connection = ClientConnection(
-                transport, hub=self.hub, shutting_down=self._shutting_down
+                transport, hub=self.hub, shutting_down=self._shutting_down, limits=limits
             )
         task = asyncio.create_task(self._serve(connection, transport))
         self._connections.add(task)
         task.add_done_callback(self._connections.discard)
+        task.add_done_callback(lambda _: release())
         # A client that drops the TCP connection cancels this handler, not the connection's
         # task: it ends the session as for a client that left (a seed client's is flushed).
         await asyncio.wait({task})

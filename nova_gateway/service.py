@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 from nova_common import provision
 from nova_common.settings import Settings
 from nova_common.subjects import Subjects
+from nova_gateway.auth.access import Access
 from nova_gateway.server import Gateway
 
 
@@ -23,6 +24,7 @@ def make_gateway(nc: Client, settings: Settings, registry: CollectorRegistry) ->
         topology=provision.topology(subjects, settings.streams, settings.stt, settings.mt),
         registry=registry,
         english_via=settings.mt.english_via,
+        access=Access.from_settings(settings),
     )
 
 

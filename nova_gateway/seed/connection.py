@@ -33,6 +33,7 @@ from nova_common.messages import (
 )
 from nova_common.subjects import new_session_id
 from nova_gateway.audio import AudioConverter
+from nova_gateway.auth.limits import LimitExceeded, SessionLimits
 from nova_gateway.connection import checked_start
 from nova_gateway.frames import FrameReader
 from nova_gateway.hub import SessionHub
@@ -56,10 +57,16 @@ class SeedConnection:
     """
 
     def __init__(
-        self, transport: Transport, *, hub: SessionHub, shutting_down: asyncio.Event
+        self,
+        transport: Transport,
+        *,
+        hub: SessionHub,
+        shutting_down: asyncio.Event,
+        limits: SessionLimits | None = None,
     ) -> None:
         self._transport = transport
         self._hub = hub
+        self._limits = limits or SessionLimits.none()
         self._settings = hub.settings
         self._metrics = hub.metrics
         self._frames = FrameReader(transport, shutting_down)
@@ -76,7 +83,14 @@ class SeedConnection:
         try:
             await self._status()  # the seed greets each client with its status
             while (frame := await self._frames.next()) is not None:
-                await self._on_frame(frame)
+                try:
+                    self._limits.check_frame(frame)
+                    await self._on_frame(frame)
+                except LimitExceeded as exc:  # refused; what came before it is transcribed
+                    await self._error(exc.code, str(exc))
+                    await self._end_session(self._settings.shutdown_grace_s)
+                    await self._transport.close(exc.close_code, exc.close_reason)
+                    return
             await self._end_session(self._settings.shutdown_grace_s)
             await self._transport.close(1001, "server shutting down")
         except TransportClosed:
@@ -173,6 +187,7 @@ class SeedConnection:
             return
         if not pcm:
             return
+        self._limits.take_audio(len(pcm), header.sample_rate * header.channels * 2)
         session = self._session or await self._open_session()
         converter, tail = self._converter_for(header)
         try:
