@@ -5,25 +5,39 @@ the DLQ with their headers, the session is told, later segments are unaffected, 
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import nats
+import numpy as np
 import pytest
+import websockets
 from nats.js import JetStreamContext
 
 from nova_cli.runtime import connect_and_provision
 from nova_cli.stack import LocalStack
 from nova_common import dead_letters
-from nova_common.messages import SegmentFailed, Transcript, TranslationFailed
+from nova_common.messages import (
+    ResultMessage,
+    SegmentFailed,
+    Transcript,
+    Translation,
+    TranslationFailed,
+)
 from nova_common.provision import provision, topology
 from nova_common.settings import Settings
 from nova_common.subjects import Subjects, new_session_id
+from nova_mt.apertium import ApertiumBackend
 from nova_stt.transcriber import SpeechToText
+from tests.client import chunks
 from tests.processes import nova_env, run_nova
-from tests.speech import speak
+from tests.speech import silence, speak
 from tests.worker_helpers import (
+    RESULT_TIMEOUT_S,
     eventually,
     next_result,
     publish,
@@ -77,7 +91,7 @@ async def test_a_segment_failing_every_time_is_dead_lettered_then_replayed(
             pcm = speak("I would like a cup of coffee.").tobytes()
             await publish(js, subjects, segment(sid, 0, pcm, language="en", translate_to=("es",)))
 
-            seen = []
+            seen: list[ResultMessage] = []
             while not any(isinstance(r, TranslationFailed) for r in seen):
                 seen.append(await next_result(results))
             failed = next(r for r in seen if isinstance(r, TranslationFailed))
@@ -159,3 +173,71 @@ async def test_a_segment_no_delivery_answered_is_rescued_into_the_dlq(
             assert "without an answer" in letter.reason
     finally:
         await nc.drain()
+
+
+async def test_the_client_hears_of_its_dead_letter_and_its_later_utterances_go_through(
+    settings: Settings, whisper: SpeechToText
+) -> None:
+    """Through the gateway: the first utterance's translation is dead-lettered (TEXT is gone
+    while it is handed on) and the client gets an error naming its seq; the second utterance,
+    once TEXT is back, gets its final and translation; replaying the dead letter brings the
+    first one's translation into the session's results."""
+    settings = failing_fast(settings)
+    subjects = subjects_of(settings)
+    apertium = ApertiumBackend.discover("apertium")
+    assert apertium is not None and ("en", "es") in apertium.pairs, (
+        "apertium-eng-spa is missing (make test installs it)"
+    )
+    first = np.concatenate([silence(0.3), speak("I would like a cup of coffee."), silence(1.5)])
+    second = np.concatenate([speak("The train leaves at noon."), silence(1.5)])
+    async with LocalStack(
+        settings, stt_workers=1, model=whisper, mt_workers=1, backends=[apertium]
+    ) as stack:
+        nc = await nats.connect(stack.nats_url)
+        js = nc.jetstream()
+        try:
+            await js.delete_stream(subjects.text_stream)
+            async with websockets.connect(stack.ws_url) as ws:
+                await ws.send(json.dumps({"type": "start", "language": "en",
+                                          "translate_to": ["es"]}))  # fmt: skip
+                started = json.loads(await ws.recv())
+                sid = started["session_id"]
+                results = await nc.subscribe(subjects.results(sid))
+                for pcm in chunks(first, 16000):
+                    await ws.send(pcm)
+                events = await events_until(ws, lambda e: e.get("type") == "error")
+                error = events[-1]
+                assert (error["seq"], error["language"]) == (0, "es"), error
+                assert error["code"] == "translation_failed"
+                assert [e["seq"] for e in events if e["type"] == "final"] == [0]
+                (letter,) = await letters(js, subjects)
+                assert (letter.session_id, letter.seq) == (sid, 0)
+
+                await provision(js, topology(subjects, settings.streams, settings.stt, settings.mt))
+                for pcm in chunks(second, 16000):
+                    await ws.send(pcm)
+                await ws.send(json.dumps({"type": "stop"}))
+                events = await events_until(ws, lambda e: e.get("type") == "summary")
+                finals = [e for e in events if e["type"] == "final"]
+                translations = [e for e in events if e["type"] == "translation"]
+                assert [e["seq"] for e in finals] == [1]
+                assert [(e["seq"], e["language"]) for e in translations] == [(1, "es")]
+
+            await dead_letters.replay(js, subjects, letter)
+            while True:  # the replayed utterance's translation reaches the session's results
+                result = await next_result(results)
+                if isinstance(result, Translation) and result.seq == 0:
+                    break
+            assert result.language == "es" and result.text
+            assert await letters(js, subjects) == []
+        finally:
+            await nc.drain()
+
+
+async def events_until(
+    ws: websockets.ClientConnection, done: Callable[[dict[str, Any]], bool]
+) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    while not events or not done(events[-1]):
+        events.append(json.loads(await asyncio.wait_for(ws.recv(), RESULT_TIMEOUT_S)))
+    return events
