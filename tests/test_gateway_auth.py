@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
+import subprocess
 import time
 from pathlib import Path
 
+import aiohttp
 import jwt
 import pytest
 from websockets.asyncio.client import connect
@@ -24,6 +27,7 @@ from tests.auth_helpers import (
     ws_refusal,
     ws_session,
 )
+from tests.speech import require_tool
 
 PROTECTED_GETS = ["/metrics", "/sessions/abc/subtitles.vtt", "/auth/whoami", "/v1/models"]
 
@@ -206,3 +210,38 @@ async def test_sessions_per_key_and_per_gateway(settings: Settings, tmp_path: Pa
         await asyncio.sleep(0.2)  # the first connection's slot is given back as it ends
         again = await ws_session(gw.ws, headers=bearer(solo))
         assert again.started and any(isinstance(e, SessionStarted) for e in again.events)
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, made by openssl as an operator would."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        [require_tool("openssl"), "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+async def test_tls_serves_https_and_wss_with_the_operators_certificate(
+    settings: Settings, tmp_path: Path
+) -> None:
+    cert, key = self_signed(tmp_path)
+    trusted = ssl.create_default_context(cafile=str(cert))
+    async with keyed_stack(settings, tmp_path, tls_cert=str(cert), tls_key=str(key)) as gw:
+        https = gw.http.replace("http://", "https://")
+        status, _, _ = await http("GET", https + "/health", ssl_context=trusted)
+        assert status == 200
+        token = (await http("POST", https + "/auth/token", headers=bearer(gw.key),
+                            ssl_context=trusted))[1]["token"]  # fmt: skip
+        wss = gw.ws.replace("ws://", "wss://")
+        outcome = await ws_session(wss, headers=bearer(token), ssl_context=trusted)
+        assert outcome.started and outcome.close_code == 1000
+        # Plain HTTP on the TLS port gets no answer, and a client that does not trust the
+        # certificate refuses it.
+        with pytest.raises(aiohttp.ClientError):
+            await http("GET", gw.http + "/health")
+        with pytest.raises(ssl.SSLCertVerificationError):
+            async with connect(wss, additional_headers=bearer(gw.key)):
+                pass
