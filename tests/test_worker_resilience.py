@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from nova_cli.runtime import connect_and_provision
 from nova_cli.stack import LocalStack
-from nova_common.messages import ResultMessage, SegmentFailed, Transcript, TranslationFailed
+from nova_common.messages import ResultMessage, Transcript
 from nova_common.metrics import SttMetrics
 from nova_common.provision import topology
 from nova_common.settings import Settings
@@ -295,35 +295,3 @@ async def test_worker_recreates_a_deleted_consumer(
             await asyncio.wait_for(run, RESULT_TIMEOUT_S)
             await nc.drain()
             await worker_nc.drain()
-
-
-async def test_a_final_that_cannot_be_handed_on_reports_its_translations_failed(
-    settings: Settings, whisper: SpeechToText
-) -> None:
-    """The transcript is out, but the TEXT stream is gone (say, provisioning was turned off and
-    nobody ran `nova init`): after the retries the session hears that its translation will not
-    come — it must not wait for it until the session times out."""
-    settings = msgspec.structs.replace(
-        quick_retries(settings),
-        streams=msgspec.structs.replace(settings.streams, ack_wait_s=3.0, max_deliver=2),
-    )
-    subjects = subjects_of(settings)
-    async with LocalStack(settings, stt_workers=1, model=whisper) as stack:
-        nc = await nats.connect(stack.nats_url)
-        try:
-            js = nc.jetstream()
-            await js.delete_stream(subjects.text_stream)
-            sid = new_session_id()
-            results = await nc.subscribe(subjects.results(sid))
-            pcm = speak("I would like a cup of coffee.").tobytes()
-            await publish(js, subjects, segment(sid, 0, pcm, language="en", translate_to=("es",)))
-            seen: list[ResultMessage] = []
-            while not any(isinstance(r, TranslationFailed) for r in seen):
-                seen.append(await next_result(results))
-        finally:
-            await nc.drain()
-    transcripts = [r for r in seen if isinstance(r, Transcript)]
-    assert transcripts and all(t.seq == 0 for t in transcripts)  # a retry may repeat it
-    assert not any(isinstance(r, SegmentFailed) for r in seen), seen
-    failed = next(r for r in seen if isinstance(r, TranslationFailed))
-    assert (failed.seq, failed.language, failed.code) == (0, "es", "translation_failed")
