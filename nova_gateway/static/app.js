@@ -1,6 +1,7 @@
 // The Nova Voice page: the controls, one session at a time (connection.js) fed from the
 // microphone or a shared tab (capture.js), reconnects. Caption rendering is in captions.js.
 
+import { Access } from "./access.js";
 import { openCapture } from "./capture.js";
 import { Captions, backoffSeconds, clock, parseOptions } from "./captions.js";
 import { Connection } from "./connection.js";
@@ -12,6 +13,7 @@ const $ = (id) => document.getElementById(id);
 class Page {
   constructor(options) {
     this.options = options;
+    this.access = Access.fromPage();
     this.settings = {
       language: options.language,
       translateTo: options.translateTo,
@@ -47,6 +49,11 @@ class Page {
     $("mic").addEventListener("click", () => this.start("mic"));
     $("tab").addEventListener("click", () => this.start("tab"));
     $("stop").addEventListener("click", () => this.stop());
+    $("access").addEventListener("submit", (e) => {
+      e.preventDefault();
+      this.useCredential($("token").value);
+    });
+    this.checkAccess();
     $("captions").addEventListener("scroll", () => {
       const el = $("captions");
       this.follow = el.scrollHeight - el.scrollTop - el.clientHeight < 48;
@@ -117,7 +124,37 @@ class Page {
     if (this.settings.language !== "auto") q.set("lang", this.settings.language);
     if (this.settings.translateTo.length) q.set("to", this.settings.translateTo.join(","));
     if (this.settings.profile !== "subtitles") q.set("profile", this.settings.profile);
-    $("overlay-link").href = `/?${q}`;
+    const token = this.access.token;
+    $("overlay-link").href = `/?${q}${token ? `#token=${encodeURIComponent(token)}` : ""}`;
+  }
+
+  // ------------------------------------------------------------------ access
+
+  /** True when the gateway refuses this page's credential (then the access field shows, with
+   * the reason); false when it lets the page in, or cannot be asked (down: reconnect). */
+  async checkAccess() {
+    const result = await this.access.check();
+    if (result.ok || result.status !== 401) return false;
+    this.showAccess(result.reason);
+    return true;
+  }
+
+  showAccess(reason) {
+    $("access").hidden = false;
+    $("access-reason").textContent = reason;
+    this.setStatus("error", "This server needs an access token");
+  }
+
+  async useCredential(credential) {
+    const result = await this.access.use(credential);
+    $("token").value = "";
+    if (!result.ok) {
+      this.showAccess(result.reason);
+      return;
+    }
+    $("access").hidden = true;
+    this.updateOverlayLink();
+    this.setStatus("idle", "Access granted: press Microphone or Subtitle a tab");
   }
 
   setButtons() {
@@ -288,6 +325,18 @@ class Page {
   }
 
   onClosed(conn, e) {
+    if (!conn.opened && !conn.stopping && conn === this.conn) {
+      // Refused before it opened: a browser does not say why; /auth/whoami does.
+      this.checkAccess().then((denied) => {
+        if (!denied) {
+          this.lost(conn, e);
+        } else if (conn === this.conn) {
+          this.stop();
+          this.showAccess($("access-reason").textContent);
+        }
+      });
+      return;
+    }
     if (conn.refused) {
       const why = conn.refused.reason || conn.refused.code;
       if (conn === this.conn) {
@@ -310,6 +359,11 @@ class Page {
       this.setButtons();
       return;
     }
+    this.lost(conn, e);
+  }
+
+  /** The session's connection went away unasked: reconnect while there is audio to send. */
+  lost(conn, e) {
     if (conn !== this.conn) return;
     this.conn = null;
     if (!this.capture || this.stopping) {
@@ -370,7 +424,7 @@ class Page {
     const base = `/sessions/${encodeURIComponent(conn.sessionId)}/subtitles`;
     const link = (fmt, language) => {
       const a = document.createElement("a");
-      a.href = `${base}.${fmt}${language ? `?language=${language}` : ""}`;
+      a.href = this.access.link(`${base}.${fmt}${language ? `?language=${language}` : ""}`);
       a.download = `nova-${conn.sessionId.slice(0, 8)}${language ? `.${language}` : ""}.${fmt}`;
       a.textContent = fmt.toUpperCase();
       return a;

@@ -30,10 +30,13 @@ export class Connection {
   }
 
   open() {
-    const ws = new WebSocket(wsUrl());
+    // A token, if the page has one, rides as a subprotocol (see access.js).
+    const ws = new WebSocket(wsUrl(), this.page.access.protocols());
     ws.binaryType = "arraybuffer";
     this.ws = ws;
+    this.opened = false;
     ws.onopen = () => {
+      this.opened = true;
       const s = this.settings;
       ws.send(JSON.stringify({
         type: "start",
