@@ -245,3 +245,15 @@ async def test_tls_serves_https_and_wss_with_the_operators_certificate(
         with pytest.raises(ssl.SSLCertVerificationError):
             async with connect(wss, additional_headers=bearer(gw.key)):
                 pass
+
+
+async def test_a_keys_file_broken_while_running_lets_nobody_in(
+    settings: Settings, tmp_path: Path
+) -> None:
+    async with keyed_stack(settings, tmp_path) as gw:
+        assert (await ws_session(gw.ws, headers=bearer(gw.key))).started
+        gw.store.path.write_text('{"version": 1, "keys": [')  # a hand edit gone wrong
+        refused = await ws_refusal(gw.ws, bearer(gw.key))
+        assert refused.status == 503 and "cannot read its API keys" in refused.body["error"]
+        status, _, _ = await http("GET", gw.http + "/health")
+        assert status == 200

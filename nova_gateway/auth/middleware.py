@@ -11,13 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+import structlog
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from nova_common.messages import json_encoder
 from nova_gateway.auth.access import Access, Principal, Unauthorized
 from nova_gateway.auth.credentials import BadCredentials, presented
+from nova_gateway.auth.keys import KeyStoreError
 from nova_gateway.auth.limits import LimitExceeded
+
+log = structlog.get_logger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -86,6 +90,11 @@ def access_middleware(access: Access) -> Middleware:
             response = refusal(request, 401, "unauthorized", str(exc))
             _cors(response, origin)
             return response
+        except KeyStoreError as exc:
+            # Someone broke the keys file while the gateway runs: nobody is let in unchecked,
+            # and the operator reads why (the file holds hashes only: nothing secret in it).
+            log.warning("cannot read the API keys", error=str(exc))
+            return refusal(request, 503, "keys_unavailable", "the gateway cannot read its API keys")
         request[PRINCIPAL] = principal
         release = None
         if request.method == "POST" and request.path.startswith("/v1/audio/"):
