@@ -172,6 +172,9 @@ class WorkerHeartbeat(msgspec.Struct, frozen=True, kw_only=True):
     # routes speech → English to text MT instead of Whisper.
     backends: tuple[str, ...] = ()
     multilingual_mt: bool = False
+    # The worker's circuit breaker (nova_common/breaker.py): "open" while its model keeps
+    # failing and it takes no work; gateways do not count it ready. Older workers send none.
+    breaker: Literal["closed", "open", "half_open"] = "closed"
 
 
 # --------------------------------------------------------------------------- client → gateway
@@ -400,6 +403,8 @@ class HealthReport(msgspec.Struct, frozen=True, kw_only=True):
     nats: bool
     stt_workers: list[str]
     mt_workers: list[str] = []
+    # Workers alive but taking no work, their model's circuit breaker open (not counted above).
+    breaker_open: list[str] = []
 
 
 class FinalRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

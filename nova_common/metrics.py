@@ -82,7 +82,32 @@ class GatewayMetrics:
 
 
 @dataclass(frozen=True)
+class BreakerMetrics:
+    """A worker's circuit breaker (nova_common/breaker.py), under its role's name."""
+
+    state: Gauge  # 0 closed, 1 half-open, 2 open
+    opened: Counter
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry, role: str) -> BreakerMetrics:
+        return cls(
+            state=Gauge(
+                f"nova_{role}_breaker_state",
+                "The model's circuit breaker: 0 closed (taking work), 1 half-open (trying one "
+                "batch), 2 open (the model kept failing; taking no work)",
+                registry=registry,
+            ),
+            opened=Counter(
+                f"nova_{role}_breaker_opened",
+                "Times the breaker opened after consecutive model failures",
+                registry=registry,
+            ),
+        )
+
+
+@dataclass(frozen=True)
 class SttMetrics:
+    breaker: BreakerMetrics
     segments: Counter
     failures: Counter
     inference_seconds: Histogram
@@ -95,6 +120,7 @@ class SttMetrics:
     @classmethod
     def create(cls, registry: CollectorRegistry) -> SttMetrics:
         return cls(
+            breaker=BreakerMetrics.create(registry, "stt"),
             finals_rechecked=Counter(
                 "nova_stt_finals_rechecked",
                 "Finals decoded again in Whisper's 30 s window, their sized window's text being "
@@ -104,7 +130,7 @@ class SttMetrics:
             partials_dropped=Counter(
                 "nova_stt_partials_dropped",
                 "Partial windows dropped: stale, superseded in the same batch, yielded to a final, "
-                "or failed",
+                "failed, or not run while the breaker is open",
                 ["reason"], registry=registry,
             ),
             suppressed=Counter(
@@ -134,6 +160,7 @@ class SttMetrics:
 
 @dataclass(frozen=True)
 class MtMetrics:
+    breaker: BreakerMetrics
     translations: Counter
     failures: Counter
     batch_size: Histogram
@@ -144,6 +171,7 @@ class MtMetrics:
     @classmethod
     def create(cls, registry: CollectorRegistry) -> MtMetrics:
         return cls(
+            breaker=BreakerMetrics.create(registry, "mt"),
             translations=Counter(
                 "nova_mt_translations", "Sentences translated, by backend", ["backend"],
                 registry=registry,

@@ -26,10 +26,13 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig
 from nats.js.errors import NotFoundError
 
+from nova_common.breaker import BreakerPolicy
 from nova_common.dead_letters import DeadLetterQueue, MaxDeliveriesAdvisory, rescue
 from nova_common.fate import PermanentError
 from nova_common.lifecycle import RetryPolicy, settle
 from nova_common.messages import WorkerHeartbeat, msgpack_encoder
+from nova_common.metrics import BreakerMetrics
+from nova_common.model_gate import ModelGate
 from nova_common.provision import rescuer_durable
 from nova_common.subjects import Subjects
 
@@ -86,6 +89,10 @@ class PullSettings(Protocol):
     def rebind_after_errors(self) -> int: ...
     @property
     def heartbeat_interval_s(self) -> float: ...
+    @property
+    def breaker_failures(self) -> int: ...
+    @property
+    def breaker_open_s(self) -> float: ...
 
 
 async def quietly(action: Awaitable[object], what: str, **context: object) -> bool:
@@ -185,6 +192,16 @@ class PullLoop:
         except TimeoutError:
             pass
 
+    async def until(self, event: asyncio.Event) -> None:
+        """Wait for ``event``, but wake at once when the loop is stopped (a ``ready`` gate
+        must not hold a stopping worker)."""
+        waits = {asyncio.ensure_future(event.wait()), asyncio.ensure_future(self._stopping.wait())}
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+
     async def _first_bind(self) -> JetStreamContext.PullSubscription | None:
         """Bind, waiting for the consumer should it not exist yet (a worker started before
         `nova init`, or the server still recovering its store); None if stopped meanwhile."""
@@ -265,16 +282,24 @@ async def keep_alive(msgs: list[Msg], pending: set[int], ack_wait_s: float) -> A
 
 
 async def announce(
-    nc: Client, subject: str, beat: Callable[[], WorkerHeartbeat], interval_s: float
+    nc: Client,
+    subject: str,
+    beat: Callable[[], WorkerHeartbeat],
+    interval_s: float,
+    wake: asyncio.Event | None = None,
 ) -> None:
     """Publish ``beat()`` on core NATS every ``interval_s`` until cancelled (no admin rights
-    needed; gateways and operators see who is ready with ``nats sub 'nova.workers.>'``)."""
+    needed; gateways and operators see who is ready with ``nats sub 'nova.workers.>'``), and
+    at once when ``wake`` is set: a change the gateways should not hear of late."""
+    wake = wake or asyncio.Event()
     while True:
+        wake.clear()
         try:
             await nc.publish(subject, msgpack_encoder.encode(beat()))
         except Exception as exc:
             log.debug("heartbeat failed", error=repr(exc))
-        await asyncio.sleep(interval_s)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), timeout=interval_s)
 
 
 class PullWorker:
@@ -294,6 +319,7 @@ class PullWorker:
         worker_id: str | None = None,
         consumer: ConsumerConfig | None = None,
         rescuer: ConsumerConfig | None = None,
+        breaker_metrics: BreakerMetrics | None = None,
     ) -> None:
         """``consumer``, ``rescuer``: the configs of the worker's durable consumer and of the
         one on ADVISORIES that names its undeliverable messages, to re-create either."""
@@ -304,6 +330,13 @@ class PullWorker:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.role)
         self._heartbeat_subject = subjects.worker_heartbeats(self.role)
         self._heartbeat_interval_s = section.heartbeat_interval_s
+        # Model calls go through it (``self.gate.infer``); see nova_common/breaker.py.
+        self.gate = ModelGate(
+            BreakerPolicy(section.breaker_failures, section.breaker_open_s),
+            self._executor,
+            name=self.worker_id,
+            metrics=breaker_metrics,
+        )
         options = PullOptions.of(section, stream)
         # Late-bound, so the batch handler can be wrapped (metrics, tests) after construction.
         self._pull = PullLoop(
@@ -312,6 +345,9 @@ class PullWorker:
             lambda msgs: self._process_batch(msgs),
             consumer=consumer,
             name=self.worker_id,
+            # While the breaker is open nothing is fetched: the work waits in the queue, or
+            # goes to the stage's other workers.
+            ready=lambda: self.gate.admitted(self._pull.pause, lambda: self._pull.stopping),
         )
         self.dead_letters = DeadLetterQueue(self._js, subjects, self.role, self._seq_of)
         rescues = PullOptions(
@@ -347,8 +383,9 @@ class PullWorker:
 
     async def run(self) -> None:
         heartbeat = asyncio.create_task(
-            announce(self._nc, self._heartbeat_subject, self._heartbeat, self._heartbeat_interval_s)
-        )
+            announce(self._nc, self._heartbeat_subject, self._heartbeat,
+                     self._heartbeat_interval_s, wake=self.gate.changed)
+        )  # fmt: skip
         try:
             log.info(f"{self.role} worker ready", worker=self.worker_id)
             await asyncio.gather(*(loop.run() for loop in self._loops))

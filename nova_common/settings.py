@@ -165,6 +165,13 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     openai_max_upload_bytes: int = 200 * 1024 * 1024
 
 
+def check_breaker(section: str, failures: int, open_s: float) -> None:
+    if failures < 1:
+        raise ValueError(f"{section}.breaker_failures must be at least 1")
+    if open_s <= 0:
+        raise ValueError(f"{section}.breaker_open_s must be positive")
+
+
 class SttSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     model: str = "base"
     device: str = "cpu"
@@ -201,8 +208,14 @@ class SttSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     # fetches in a row, or failed ones, the worker checks its consumer and binds afresh.
     rebind_after_idle: int = 30
     rebind_after_errors: int = 5
+    # Circuit breaker (nova_common/breaker.py): after this many model failures in a row the
+    # worker takes no work for breaker_open_s, then tries one batch. Below streams.max_deliver,
+    # so that one segment's retries on a lone worker trip it with deliveries left for trials.
+    breaker_failures: int = 3
+    breaker_open_s: float = 30.0
 
     def __post_init__(self) -> None:
+        check_breaker("stt", self.breaker_failures, self.breaker_open_s)
         if not self.final_windows_s or not all(1 <= w <= 30 for w in self.final_windows_s):
             raise ValueError("stt.final_windows_s must name window sizes between 1 and 30 s")
 
@@ -232,6 +245,12 @@ class MtSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     durable: str = "mt"
     rebind_after_idle: int = 30
     rebind_after_errors: int = 5
+    # Circuit breaker, as for stt: failures are backend calls that raised.
+    breaker_failures: int = 3
+    breaker_open_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        check_breaker("mt", self.breaker_failures, self.breaker_open_s)
 
 
 class AccessSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -129,7 +129,7 @@ class HttpRoutes:
                 missing.extend(await provision.missing(self._js, self._topology))
             except Exception as exc:
                 missing.append(f"jetstream ({exc!r})")
-        workers = self._workers.alive("stt")
+        workers = self._workers.ready("stt")
         if not workers:
             missing.append("stt worker")
         # Translation workers are listed but not required: transcription works without them.
@@ -138,5 +138,11 @@ class HttpRoutes:
             missing=missing,
             nats=connected,
             stt_workers=[w.worker_id for w in workers],
-            mt_workers=[w.worker_id for w in self._workers.alive("mt")],
+            mt_workers=[w.worker_id for w in self._workers.ready("mt")],
+            breaker_open=[
+                w.worker_id
+                for role in ("stt", "mt")
+                for w in self._workers.alive(role)
+                if w.breaker == "open"
+            ],
         )

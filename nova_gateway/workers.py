@@ -44,6 +44,11 @@ class WorkerRegistry:
                 lambda: worker_ids <= {beat.worker_id for beat in self.alive(role)}
             )
 
+    def ready(self, role: str) -> list[WorkerHeartbeat]:
+        """Alive and taking work: a worker whose breaker is open (its model keeps failing)
+        is alive but not ready; a half-open one is, as only work can close it."""
+        return [beat for beat in self.alive(role) if beat.breaker != "open"]
+
     def alive(self, role: str) -> list[WorkerHeartbeat]:
         now = time.monotonic()
         return [

@@ -7,7 +7,6 @@ The JetStream loop is ``nova_common.pull_worker``; the translation itself is
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
 
@@ -54,6 +53,16 @@ class _Item:
     first_job: int = 0  # index of its first target in the batch's job list
 
 
+def _verdict(report: RouterReport) -> BaseException | bool:
+    """What a report says of the backends: the router turns a backend's exception into
+    ``BackendFailed`` outcomes, so they failed when one is there and no backend call worked;
+    cache hits and pairs no backend has tell nothing."""
+    if report.calls:
+        return True
+    failed = [o.error for o in report.outcomes if isinstance(o, BackendFailed)]
+    return failed[0] if failed else False
+
+
 class MtWorker(PullWorker):
     """Pulls from the durable "mt" consumer until stopped; see ``PullLoop`` for resilience."""
 
@@ -80,6 +89,7 @@ class MtWorker(PullWorker):
             worker_id=worker_id,
             consumer=consumer,
             rescuer=rescuer,
+            breaker_metrics=metrics.breaker,
         )
         self._router = router
         self._settings = settings
@@ -103,6 +113,7 @@ class MtWorker(PullWorker):
             sent_at=time.time(),
             backends=self.backends,
             multilingual_mt=any(b.multilingual for b in self._router.backends),
+            breaker=self.gate.state.value,
         )
 
     async def _process_batch(self, msgs: list[Msg]) -> None:
@@ -124,9 +135,7 @@ class MtWorker(PullWorker):
         self._in_flight = len(msgs)
         try:
             async with keep_alive(msgs, pending, self._streams.ack_wait_s):
-                report = await asyncio.get_running_loop().run_in_executor(
-                    self._executor, self._router.translate, jobs
-                )
+                report = await self._translate(jobs)
                 self._observe(report)
                 for i, item in enumerate(items):
                     outcomes = self._outcomes_of(item, report)
@@ -134,6 +143,12 @@ class MtWorker(PullWorker):
                     pending.discard(i)
         finally:
             self._in_flight = 0
+
+    async def _translate(self, jobs: list[TranslationJob]) -> RouterReport:
+        """The router's report, run through the breaker."""
+        if not jobs:
+            return RouterReport(outcomes=[])
+        return await self.gate.infer(lambda: self._router.translate(jobs), _verdict)
 
     @staticmethod
     def _outcomes_of(item: _Item, report: RouterReport) -> list[Outcome]:

@@ -78,6 +78,7 @@ class SttWorker(PullWorker):
             worker_id=worker_id,
             consumer=consumer,
             rescuer=rescuer,
+            breaker_metrics=metrics.breaker,
         )
         self._stt = stt
         self._settings = settings
@@ -98,17 +99,24 @@ class SttWorker(PullWorker):
             rebind_after_idle=settings.rebind_after_idle,
             rebind_after_errors=settings.rebind_after_errors,
         )
-        self._loops.append(
-            PullLoop(
-                self._js,
-                windows,
-                lambda msgs: self._process_windows(msgs),
-                consumer=windows_consumer,
-                name=f"{self.worker_id}-windows",
-                # While this worker runs a final it fetches no windows: they go to a free one.
-                ready=self._no_finals.wait,
-            )
+        self._windows = PullLoop(
+            self._js,
+            windows,
+            lambda msgs: self._process_windows(msgs),
+            consumer=windows_consumer,
+            name=f"{self.worker_id}-windows",
+            # While this worker runs a final it fetches no windows: they go to a free one.
+            ready=self._windows_ready,
         )
+        self._loops.append(self._windows)
+
+    async def _windows_ready(self) -> None:
+        """No final in hand, and the breaker closed: a window is never a half-open trial."""
+        while not self._windows.stopping and not (
+            self._no_finals.is_set() and self.gate.closed.is_set()
+        ):
+            await self._windows.until(self._no_finals)
+            await self._windows.until(self.gate.closed)
 
     def _heartbeat(self) -> WorkerHeartbeat:
         return WorkerHeartbeat(
@@ -119,6 +127,7 @@ class SttWorker(PullWorker):
             processed=self.processed,
             in_flight=self._in_flight,
             sent_at=time.time(),
+            breaker=self.gate.state.value,
         )
 
     async def _process_batch(self, msgs: list[Msg]) -> None:
@@ -154,6 +163,8 @@ class SttWorker(PullWorker):
                 await self._drop_partial(msgs[i], segment, "failed")  # not a window: unread
             elif self._finals_owed:
                 await self._drop_partial(msgs[i], segment, "yielded")
+            elif not self.gate.closed.is_set():
+                await self._drop_partial(msgs[i], segment, "breaker")
             else:
                 self._in_flight = len(plan.run) - n
                 try:
@@ -171,8 +182,11 @@ class SttWorker(PullWorker):
                 for i in plan.run:
                     msg, segment = msgs[i], segments[i]
                     if segment is not None and segment.kind == "partial":
-                        await self._partial(msg, segment)
-                    else:
+                        if self.gate.closed.is_set():
+                            await self._partial(msg, segment)
+                        else:
+                            await self._drop_partial(msg, segment, "breaker")
+                    elif not await self.gate.hand_back(msg, self._retry):
                         await self._final(msg, segment)
                     pending.discard(i)
                     self._in_flight -= 1
@@ -187,8 +201,7 @@ class SttWorker(PullWorker):
         language: str | None,
         allowed: tuple[str, ...] = (),
     ) -> SpeechResult:
-        return await asyncio.get_running_loop().run_in_executor(
-            self._executor,
+        return await self.gate.infer(
             lambda: self._stt.transcribe(
                 segment.pcm,
                 language=language,
@@ -207,8 +220,7 @@ class SttWorker(PullWorker):
             await self._drop_partial(msg, segment, "stale")
             return
         try:
-            result = await asyncio.get_running_loop().run_in_executor(
-                self._executor,
+            result = await self.gate.infer(
                 lambda: self._stt.partial(
                     segment.pcm,
                     language=segment.language,
