@@ -75,8 +75,13 @@ def blocks(lines: list[str]) -> list[tuple[str, list[str]]]:
 
 
 def assert_two_sentences_with_spanish(found: list[tuple[str, list[str]]], context: str) -> None:
-    assert [len(spanish) for _, spanish in found] == [1, 1], context
-    assert wer(TWO_SENTENCES, [text for text, _ in found]) <= 0.2, context
+    """Each final with its one Spanish line. The partials may settle "Good morning everyone!"
+    as a sentence with a pause after it, and the gateway then cuts it there (by design, see
+    nova_gateway/cuts.py): whether they do depends on when the windows are answered, so the
+    finals are two or three, and together they are the two sentences."""
+    assert len(found) in (2, 3) and all(len(spanish) == 1 for _, spanish in found), context
+    heard = " ".join(text for text, _ in found)
+    assert wer([" ".join(TWO_SENTENCES)], [heard]) <= 0.2, context
     spanish = " ".join(s for _, [s] in found).lower()
     assert "buenos días" in spanish and "informe" in spanish, context
 
@@ -171,15 +176,18 @@ def test_piped_text_and_jsonl(up: RunningUp, two_sentences_wav: Path) -> None:
     assert text.returncode == 0, text_err
     assert "\x1b" not in text_out, repr(text_out)  # no cursor movement into a pipe
     lines = text_out.splitlines()
-    assert len(lines) == 4 and lines[1].startswith("  [es] ") and lines[3].startswith("  [es] ")
+    # Each final on one line, its Spanish on the next (two or three finals: see the assert).
+    assert len(lines) in (4, 6) and all(line.startswith("  [es] ") for line in lines[1::2])
     assert_two_sentences_with_spanish(blocks(lines), text_out)
 
     assert jsonl.returncode == 0, jsonl_err
     records = [json.loads(line) for line in jsonl_out.splitlines()]
-    assert [r["seq"] for r in records] == [0, 1], jsonl_out
+    assert [r["seq"] for r in records] == list(range(len(records))), jsonl_out
+    assert len(records) in (2, 3), jsonl_out  # a cut after "Good morning everyone!" or not
     assert {r["file"] for r in records} == {str(two_sentences_wav)}
     assert all(set(r) >= {"start", "end", "text", "language", "translations"} for r in records)
-    assert wer(TWO_SENTENCES, [r["text"] for r in records]) <= 0.2, jsonl_out
+    heard = " ".join(r["text"] for r in records)
+    assert wer([" ".join(TWO_SENTENCES)], [heard]) <= 0.2, jsonl_out
     spanish = " ".join(r["translations"]["es"] for r in records).lower()
     assert "buenos días" in spanish and "informe" in spanish, records
 
@@ -492,10 +500,9 @@ def test_overlay_window_under_xvfb(
 
             def finished() -> bool:
                 assert listen.proc.poll() is None, listen.describe()
-                return (
-                    len(blocks(listen.stdout.splitlines())) == 2
-                    and listen.stdout.count("  [es] ") == 2
-                )
+                found = blocks(listen.stdout.splitlines())
+                # The last sentence is in, and every final has its Spanish.
+                return "office" in listen.stdout and listen.stdout.count("  [es] ") == len(found)
 
             wait_until(finished, timeout=90, what="both finals and their Spanish on stdout")
             assert_two_sentences_with_spanish(blocks(listen.stdout.splitlines()), listen.stdout)
