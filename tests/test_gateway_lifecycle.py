@@ -44,6 +44,8 @@ async def test_shutdown_mid_session_delivers_finals_and_summary(
     stack = await LocalStack(settings, stt_workers=1, model=whisper).start()
     stopped = False
     try:
+        # The worker's heartbeat heard first, or a loaded machine gives a no_stt_worker notice.
+        await stack.wait_ready()
         ws, _ = await open_session(stack.ws_url)
         audio = np.concatenate([silence(0.3), speak(FIRST), silence(1.2), speak(SECOND)])
         for chunk in chunks(audio, 16000):
@@ -60,8 +62,6 @@ async def test_shutdown_mid_session_delivers_finals_and_summary(
             except ConnectionClosed:
                 break
         await stopping
-        # Under load the final may be owed long enough to be said to be late: that is no loss.
-        events = [e for e in events if e.get("code") != "falling_behind"]
         assert [e["type"] for e in events] == ["final", "summary"], events
         assert events[0]["seq"] == 1 and "garden" in events[0]["text"].lower()
         assert events[1]["finals"] == 2
