@@ -1,5 +1,5 @@
 """The circuit breaker's states on an injected clock, what a worker's heartbeat says of it, and
-how the gateway counts a worker whose breaker is open. (On a real nats-server with real
+how the gateway counts a worker whose breaker is open, and which held messages go back. (On a real nats-server with real
 workers: test_breaker_worker.)"""
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ from prometheus_client import CollectorRegistry
 
 from nova_common.breaker import BreakerPolicy, BreakerState, CircuitBreaker
 from nova_common.fate import PermanentError
+from nova_common.lifecycle import RetryPolicy
 from nova_common.messages import WorkerHeartbeat, heartbeat_decoder, msgpack_encoder
 from nova_common.metrics import BreakerMetrics
 from nova_common.model_gate import ModelGate
 from nova_common.settings import ConfigError, load_settings
 from nova_gateway.workers import WorkerRegistry
+from tests.test_lifecycle import FetchedMessage
 
 
 class Clock:
@@ -148,6 +150,21 @@ async def test_the_gate_tells_the_breaker_what_the_model_did() -> None:
 
         await asyncio.wait_for(gate.admitted(pause, lambda: stopping), 1.0)
         assert paused == [pytest.approx(30.0, abs=1.0)]
+
+
+async def test_held_messages_go_back_untried_but_never_on_their_last_delivery() -> None:
+    """A nak on the last delivery would make the message a dead letter: that one is kept and
+    tried; the others go back with the delay; with the breaker closed nothing goes back."""
+    policy = RetryPolicy(max_deliver=3, nak_delay_s=0.5)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        gate = ModelGate(BreakerPolicy(1, 30.0), pool, name="w")
+        closed = FetchedMessage(num_delivered=1)
+        assert not await gate.hand_back(closed, policy)  # type: ignore[arg-type]
+        gate.breaker.failed()
+        first, last = FetchedMessage(num_delivered=2), FetchedMessage(num_delivered=3)
+        assert await gate.hand_back(first, policy)  # type: ignore[arg-type]
+        assert not await gate.hand_back(last, policy)  # type: ignore[arg-type]
+    assert (closed.calls, first.calls, last.calls) == ([], ["nak 0.5"], [])
 
 
 def beat(worker_id: str, **fields: object) -> WorkerHeartbeat:
