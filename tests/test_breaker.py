@@ -1,6 +1,6 @@
-"""The circuit breaker's states on an injected clock, what a worker's heartbeat says of it, and
-how the gateway counts a worker whose breaker is open, and which held messages go back. (On a real nats-server with real
-workers: test_breaker_worker.)"""
+"""The circuit breaker's states on an injected clock, which held messages go back, what a
+worker's heartbeat says of it, and how the gateway counts a worker whose breaker is open. (On a
+real nats-server with real workers: test_breaker_worker.)"""
 
 from __future__ import annotations
 
