@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import nats.errors
 from nats.js import JetStreamContext
-from nats.js.errors import APIError
+from nats.js.errors import APIError, NoStreamResponseError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from nova_common.lifecycle import id_header
@@ -17,6 +17,9 @@ _TRANSIENT = (
     nats.errors.TimeoutError,
     nats.errors.NoRespondersError,
     nats.errors.ConnectionClosedError,
+    # No stream answered: in a cluster, the stream's leader died and its replicas are electing
+    # the next (seconds); what nats-py raises for a publish that met no responders.
+    NoStreamResponseError,
 )
 
 
