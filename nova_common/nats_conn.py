@@ -27,8 +27,18 @@ def _check_credential_files(settings: NatsSettings) -> None:
             raise NatsUnavailable(f"{setting} {path} {reason}")
 
 
+def server_urls(url: str) -> list[str]:
+    """``nats.url`` may name several servers, comma-separated: the nodes of a cluster. Any one
+    of them is enough to connect; the client learns the others and fails over among them."""
+    servers = [part.strip() for part in url.split(",") if part.strip()]
+    if not servers:
+        raise NatsUnavailable(f"nats.url {url!r} names no server")
+    return servers
+
+
 async def connect(settings: NatsSettings, *, name: str, url: str | None = None) -> Client:
     target = url or settings.url or DEFAULT_URL
+    servers = server_urls(target)
     shown = redact_url(target)  # what logs and errors say: a URL may carry a password
     _check_credential_files(settings)
     holder: list[Client] = []
@@ -63,7 +73,7 @@ async def connect(settings: NatsSettings, *, name: str, url: str | None = None) 
     # bound the wait so a wrong URL ends with a clear message instead of hanging.
     connecting = asyncio.ensure_future(
         nats.connect(
-            servers=[target],
+            servers=servers,
             name=name,
             user=settings.user,
             password=settings.password,
