@@ -6,6 +6,7 @@ import asyncio
 import signal
 
 from nats.aio.client import Client
+from nats.js.errors import APIError
 
 from nova_common import provision
 from nova_common.nats_conn import NatsUnavailable, connect
@@ -48,4 +49,18 @@ async def connect_and_provision(
                 "JetStream admin rights. Run the services with nats.provision = false "
                 "(NOVA_NATS_PROVISION=false) and `nova init` as the admin user"
             ) from exc
+        except APIError as exc:
+            await nc.close()
+            raise NatsUnavailable(_refused_topology(exc, settings.streams.replicas)) from exc
     return nc
+
+
+def _refused_topology(exc: APIError, replicas: int) -> str:
+    reason = f"NATS refused Nova's streams and consumers: {exc.description or exc}"
+    if replicas > 1:
+        # The commonest cause: R3 settings pointed at a single server, or a cluster too small.
+        reason += (
+            f". streams.replicas = {replicas} needs a JetStream cluster of at least {replicas} "
+            "nodes (deploy/cluster/); a single nats-server takes streams.replicas = 1"
+        )
+    return reason

@@ -20,12 +20,14 @@ from nats.js import JetStreamContext
 from nats.js.api import ClusterInfo
 
 from nova_cli.nats_config import nkey_variable
+from nova_cli.runtime import connect_and_provision
 from nova_cli.stack import LocalStack
 from nova_client.streaming import SessionResult, stream_audio
 from nova_common.messages import StartMessage
 from nova_common.nats_auth import ROLES, Durables
-from nova_common.nats_cluster import NatsCluster
-from nova_common.nats_conn import connect
+from nova_common.nats_cluster import ClusterError, NatsCluster
+from nova_common.nats_conn import NatsUnavailable, connect, server_urls
+from nova_common.nats_server import EmbeddedNatsServer
 from nova_common.nats_users import RoleUsers, ensure_users, public_key
 from nova_common.provision import topology
 from nova_common.settings import Settings, load_settings
@@ -34,8 +36,6 @@ from nova_stt.transcriber import SpeechToText
 from tests.client import chunks
 from tests.processes import TEST_AUDIO_MAX_BYTES
 from tests.speech import speak, wer, with_pauses
-
-pytestmark = pytest.mark.slow  # three nats-servers and the real Whisper model
 
 REPO = Path(__file__).resolve().parent.parent
 NODE_CONFIG = REPO / "deploy" / "cluster" / "nats-server.conf"
@@ -91,6 +91,7 @@ def replicas_of(cluster_info: ClusterInfo | None) -> tuple[str | None, list[tupl
     return cluster_info.leader, peers
 
 
+@pytest.mark.slow  # three nats-servers
 async def test_streams_provisioned_with_replicas_3_are_on_all_three_nodes(
     cluster: NatsCluster, cluster_settings: Settings, users: RoleUsers, admin: Client
 ) -> None:
@@ -113,6 +114,35 @@ async def test_streams_provisioned_with_replicas_3_are_on_all_three_nodes(
         cinfo = await js.consumer_info(stream, consumer.durable_name)
         leader, peers = replicas_of(cinfo.cluster)  # a consumer follows its stream's replicas
         assert {leader, *(name for name, _ in peers)} == nodes, (consumer.durable_name, peers)
+
+
+def test_nats_url_names_the_nodes_comma_separated() -> None:
+    assert server_urls("nats://a:4222, nats://b:4222,nats://c:4222") == [
+        "nats://a:4222",
+        "nats://b:4222",
+        "nats://c:4222",
+    ]
+    assert server_urls("nats://a:4222") == ["nats://a:4222"]
+    with pytest.raises(NatsUnavailable, match="names no server"):
+        server_urls(" , ")
+
+
+def test_a_node_config_variable_left_unset_is_named(tmp_path: Path) -> None:
+    # The nodes' own addresses come from the launcher; the roles' nkeys are missing here.
+    with pytest.raises(ClusterError, match=r"exited with 1: .*NOVA_NKEY_GATEWAY"):
+        NatsCluster(NODE_CONFIG, tmp_path, environ={}).start(timeout=10)
+
+
+async def test_replicas_3_on_a_single_server_is_refused_with_what_to_do(
+    nats_server: EmbeddedNatsServer, prefix: str
+) -> None:
+    settings = load_settings(
+        environ={},
+        overrides={"nats": {"url": nats_server.url, "subject_prefix": prefix},
+                   "streams": {"replicas": 3}},
+    )  # fmt: skip
+    with pytest.raises(NatsUnavailable, match="replicas = 3 needs a JetStream cluster"):
+        await connect_and_provision(settings, name="test-r3")
 
 
 @dataclass
@@ -156,6 +186,7 @@ async def kill_audio_leader(
     return kill
 
 
+@pytest.mark.slow  # three nats-servers and the real Whisper model
 async def test_a_node_killed_mid_stream_loses_nothing(
     cluster: NatsCluster,
     cluster_settings: Settings,
