@@ -435,6 +435,8 @@ async def work_until(worker: Worker, stop: asyncio.Event) -> None:
     run = asyncio.create_task(worker.run())
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait({run, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    if stop.is_set():
+        log.info("stopping: fetching no more, finishing the work in hand")
     worker.stop()
     stopper.cancel()
     await run
