@@ -44,10 +44,12 @@ async def connect_and_provision(
             await nc.close()
             # A user without JetStream admin rights: its API requests go unanswered (the
             # server reports a permissions violation, which nats-py logs, and drops them).
+            # In a cluster, a stream changing its replicas (about 10 s) answers late too.
             raise NatsUnavailable(
                 "no answer creating the streams and consumers: this NATS user may lack "
                 "JetStream admin rights. Run the services with nats.provision = false "
-                "(NOVA_NATS_PROVISION=false) and `nova init` as the admin user"
+                "(NOVA_NATS_PROVISION=false) and `nova init` as the admin user. (In a "
+                "cluster a stream may be changing its replicas or leader: try again.)"
             ) from exc
         except APIError as exc:
             await nc.close()
