@@ -102,6 +102,10 @@ async def test_streams_provisioned_with_replicas_3_are_on_all_three_nodes(
     js = admin.jetstream()
     topo = topology(Subjects(PREFIX), s.streams, s.stt, s.mt)
     nodes = {node.name for node in cluster.nodes}
+    # Every node fsyncs every write, as the shipped config says.
+    assert [node.monitor("/jsz")[1]["config"]["sync_always"] for node in cluster.nodes] == [
+        True
+    ] * 3
     for config in topo.streams:
         assert config.name is not None
         info = await js.stream_info(config.name)
@@ -250,6 +254,8 @@ async def test_a_node_killed_mid_stream_loses_nothing(
     stored = sum((results.state.subjects or {}).values())
     assert stored == n, results.state.subjects
     assert (consumer.num_pending, consumer.num_ack_pending) == (0, 0), consumer
+    # Both runs' utterances, and any delivered again after its ack died with the node.
+    redone = consumer.delivered.consumer_seq - consumer.delivered.stream_seq
 
     # The killed node comes back on its store and catches up with what it missed.
     await asyncio.to_thread(cluster.restart, kill.node)
@@ -263,5 +269,6 @@ async def test_a_node_killed_mid_stream_loses_nothing(
         f"{', also ' + ', '.join(kill.also) if kill.also else ''}) with {kill.sent_s:.1f} s "
         f"of {seconds:.1f} s sent; AUDIO re-elected in {kill.reelected_s:.1f} s; "
         f"utterances {n}, finals {len(disturbed.finals)}, lost 0, duplicated 0, RESULTS "
-        f"messages {stored}; session {took:.1f} s for {seconds:.1f} s of speech"
+        f"messages {stored}; deliveries redone {redone}; session {took:.1f} s for "
+        f"{seconds:.1f} s of speech"
     )
