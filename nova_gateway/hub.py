@@ -145,7 +145,7 @@ class SessionHub:
             route=self.route,
             partials=partial_windows(self.settings, start, ahead=partials_ahead),
             caption_chars=self.settings.caption_chars if start.profile == "subtitles" else 0,
-            stt_alive=lambda: bool(self.workers.alive("stt")),
+            stt_alive=lambda: bool(self.workers.ready("stt")),
             falling_behind_s=self.settings.falling_behind_s,
             cuts=self._cuts_for(start),
             outbox_max_bytes=self.settings.outbox_max_bytes,
