@@ -198,6 +198,9 @@ class ClientConnection:
                 task=message.task,
                 translate_to=message.translate_to,
                 languages=message.languages,
+                partials=message.partials,
+                profile=message.profile,
+                word_timestamps=message.word_timestamps,
             )
         )
         await self._notice_if_no_worker()

@@ -30,6 +30,8 @@ def parse_message(text: str, kinds: Mapping[str, type[M]]) -> M:
         raw = msgspec.json.decode(text)
     except msgspec.DecodeError as exc:
         raise ProtocolError("invalid_json", f"text frame is not JSON: {exc}") from exc
+    except RecursionError as exc:  # the decoder recurses once per level of nesting
+        raise ProtocolError("invalid_json", "text frame is JSON nested too deeply") from exc
     if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
         raise ProtocolError("invalid_message", "a text frame must be a JSON object with a 'type'")
     kind = kinds.get(raw["type"])

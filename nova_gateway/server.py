@@ -33,7 +33,7 @@ from nova_gateway.openai.api import OpenAIApi
 from nova_gateway.publisher import AudioPublisher
 from nova_gateway.seed.connection import SeedConnection
 from nova_gateway.translations import EnglishVia
-from nova_gateway.transport import AiohttpTransport
+from nova_gateway.transport import AiohttpTransport, WebSocketResponse
 from nova_gateway.workers import WorkerRegistry
 
 log = structlog.get_logger(__name__)
@@ -148,8 +148,8 @@ class Gateway:
     # ------------------------------------------------------------------ WebSocket
 
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(
-            max_msg_size=self._settings.max_frame_bytes * HARD_LIMIT_FACTOR,
+        ws = WebSocketResponse(
+            largest_frame=self._settings.max_frame_bytes * HARD_LIMIT_FACTOR,
             heartbeat=self._settings.ping_interval_s or None,
             # No permessage-deflate: PCM audio hardly compresses and the events are small, but
             # a negotiated deflate costs each session ~300 KB of zlib state (2/3 of an idle

@@ -8,9 +8,37 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Protocol
+from typing import Any, Protocol
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
+
+# aiohttp fails a connection whose frame breaks the WebSocket protocol itself (too large to be
+# buffered, text that is not UTF-8, a malformed frame) with an empty close reason, so the
+# client would see only a number.
+_PROTOCOL_CLOSE_REASONS: dict[int, str] = {
+    WSCloseCode.INVALID_TEXT: "text frame is not valid UTF-8",
+    WSCloseCode.PROTOCOL_ERROR: "frame breaks the WebSocket protocol",
+}
+
+
+class WebSocketResponse(web.WebSocketResponse):
+    """aiohttp's, reading frames of up to ``largest_frame`` bytes; its own closes carry a reason
+    a client can show."""
+
+    def __init__(self, *, largest_frame: int, **options: Any) -> None:
+        # aiohttp refuses a frame of exactly max_msg_size bytes, not only a larger one.
+        super().__init__(max_msg_size=largest_frame + 1, **options)
+        self._reasons = {
+            **_PROTOCOL_CLOSE_REASONS,
+            WSCloseCode.MESSAGE_TOO_BIG: f"frame larger than {largest_frame} bytes",
+        }
+
+    async def close(
+        self, *, code: int = WSCloseCode.OK, message: bytes = b"", drain: bool = True
+    ) -> bool:
+        if not message:
+            message = self._reasons.get(code, "").encode()
+        return await super().close(code=code, message=message, drain=drain)
 
 
 class TransportClosed(Exception):

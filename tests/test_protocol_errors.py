@@ -107,6 +107,7 @@ class Wire:
             await asyncio.wait_for(self.ws.recv(), EVENT_TIMEOUT_S)
         assert closed.value.rcvd is not None, "the server sent no close frame"
         assert closed.value.rcvd.code == code, closed.value.rcvd
+        assert closed.value.rcvd.reason, f"close {code} without a reason"
 
 
 @asynccontextmanager
@@ -151,6 +152,12 @@ BEFORE_START: list[tuple[str, str | bytes | dict[str, object] | list[object], st
     ("not an object", [1, 2, 3], "invalid_message"),
     ("invalid field", {"type": "start", "channels": "two"}, "invalid_message"),
     ("unknown encoding", {"type": "start", "encoding": "opus"}, "invalid_message"),
+    # Found by tests/test_fuzz_frames.py: the decoder's RecursionError closed it with 1011.
+    (
+        "JSON nested too deeply",
+        '{"type": "start", "x": ' + "[" * 20_000 + "]" * 20_000 + "}",
+        "invalid_json",
+    ),
 ]
 
 
@@ -233,6 +240,10 @@ async def test_frame_over_the_limit_is_refused_and_session_continues(
             json.dumps({"type": "stop", "pad": "é" * (limit // 2 + 1)}, ensure_ascii=False)
         )
         await conn.expect_error("frame_too_large")
+        # Exactly 4x the limit is still read and refused (aiohttp's own limit excludes its value).
+        bare = len(json.dumps({"type": "stop", "pad": ""}))
+        await conn.ws.send(json.dumps({"type": "stop", "pad": "a" * (4 * limit - bare)}))
+        await conn.expect_error("frame_too_large")
         await assert_session_works(conn, sentence_audio, started=True)
 
 
@@ -245,6 +256,22 @@ async def test_frame_far_over_the_limit_closes_with_1009(
         with suppress(ConnectionClosed):  # the server may close while we are still writing
             await conn.ws.send(bytes(4 * settings.gateway.max_frame_bytes + 2))
         await conn.expect_close(1009)
+
+
+async def test_text_that_is_not_utf8_closes_with_1007_and_a_reason(stack: LocalStack) -> None:
+    async with wire(stack) as conn:
+        await conn.start(sample_rate=16000)
+        await conn.ws.send(b'{"type": "st\xffop"}', text=True)  # websockets does not check it
+        await conn.expect_close(1007)
+
+
+async def test_started_echoes_the_settings_in_effect(stack: LocalStack) -> None:
+    """Found by tests/test_fuzz_frames.py: partials, profile and word_timestamps came back as
+    their defaults whatever the start asked for."""
+    settings = {"partials": False, "profile": "typing", "word_timestamps": True}
+    async with wire(stack) as conn:
+        started = await conn.start(sample_rate=16000, **settings)
+        assert {k: started[k] for k in settings} == settings, started
 
 
 async def test_stop_sends_summary_then_closes_normally(

@@ -324,6 +324,8 @@ async def test_bad_messages_and_frames_get_errors_and_the_connection_stays_usabl
             assert status["translation_enabled"] is (source != target)
             assert status["client_id"] == client_id
 
+        deep = b"[" * 20_000 + b"]" * 20_000  # JSON nested deeper than any decoder goes
+        deep_header = b'{"sampleRate": 16000, "x": ' + deep + b"}"
         bad: list[str | bytes] = [
             json.dumps(
                 {"type": "set_langs", "source_language": "klingon", "target_language": "en"}
@@ -337,6 +339,9 @@ async def test_bad_messages_and_frames_get_errors_and_the_connection_stays_usabl
             struct.pack("<I", 5) + b"{oops" + bytes(320),
             frame(silence(0.1, 16000), 0),
             frame(silence(0.1, 16000), 10_000_000),
+            # Found by tests/test_fuzz_frames.py: the decoder's RecursionError closed with 1011.
+            '{"type": "get_status", "x": ' + deep.decode() + "}",
+            struct.pack("<I", len(deep_header)) + deep_header + bytes(320),
         ]
         for message in bad:
             error = await answer_to(message)

@@ -49,6 +49,8 @@ def parse_audio_frame(frame: bytes) -> tuple[SeedAudioHeader, bytes]:
         raise AudioFormatError(
             "bad_header", f'the audio header must be JSON like {{"sampleRate": 48000}}: {exc}'
         ) from exc
+    except RecursionError as exc:  # the decoder recurses once per level of nesting
+        raise AudioFormatError("bad_header", "the audio header is JSON nested too deeply") from exc
     return header, body[length:]
 
 
