@@ -21,6 +21,8 @@ SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 DOCUMENTS: dict[str, tuple[str, Any]] = {
     "client-messages.json": ("Client → gateway text frames on /ws", m.ClientMessage),
     "server-events.json": ("Gateway → client events on /ws", m.ServerEvent),
+    "seed-client-messages.json": ("Client → gateway text frames on /ws/v0", m.SeedClientMessage),
+    "seed-events.json": ("Gateway → client events on /ws/v0", m.SeedEvent),
     "audio-segment.json": ("nova.audio.<sid> payload (msgpack)", m.AudioSegment),
     "translation-request.json": ("nova.text.<sid> payload (msgpack)", m.TranslationRequest),
     "result.json": ("nova.results.<sid> payload (msgpack)", m.ResultMessage),
