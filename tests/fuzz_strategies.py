@@ -27,7 +27,7 @@ ARBITRARY: Any = type("Arbitrary", (), {"__repr__": lambda self: "ARBITRARY"})()
 # Nesting this shallow any decoder reads; this deep none should (and a frame still holds it).
 SHALLOW_MAX = 32
 DEEP_MIN, DEEP_MAX = 20_000, 30_000
-# Integers of up to this many digits are numbers; from DEEP_DIGITS on no decoder takes them
+# Integers of up to this many digits are numbers; from HUGE_DIGITS on no decoder takes them
 # (Python refuses to read more than 4,300 digits).
 BIG_DIGITS, HUGE_DIGITS = 1_000, 5_000
 
@@ -64,9 +64,10 @@ class Text:
 
     text: str
     message: Any
+    pieces: int = 1  # sent as a message of this many fragments
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:  # Hypothesis's report: keep it short
-        p.text(f"Text({_short(self.text)})")
+        p.text(f"Text({_short(self.text)}, pieces={self.pieces})")
 
 
 @dataclass(frozen=True)
@@ -84,9 +85,10 @@ class Binary:
     data: bytes
     header: Any = None
     header_bytes: bytes = b""
+    pieces: int = 1
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
-        p.text(f"Binary({_short(self.data)})")
+        p.text(f"Binary({_short(self.data)}, pieces={self.pieces})")
 
 
 Frame = Text | BadUtf8 | Binary

@@ -62,22 +62,36 @@ class Protocol:
     schema: Schema
     reason_field: str  # an error's text: "reason" on /ws, the seed's "message"
     asynchronous: frozenset[str]  # event types that answer no frame
+    asynchronous_errors: frozenset[str]
 
     def answers_no_frame(self, event: dict[str, Any]) -> bool:
         if event["type"] == "notice":
             assert event["code"] in NOTICES, f"undocumented notice: {event}"
             return True
-        if event["type"] == "error" and event["code"] in UTTERANCE_ERRORS | NOTICES:
-            return True  # the seed's client gets notices as errors
+        if event["type"] == "error":
+            return event["code"] in self.asynchronous_errors
         return event["type"] in self.asynchronous
 
 
 WS = Protocol(
-    "/ws", Schema("server-events.json"), "reason", frozenset({"partial", "final", "translation"})
+    "/ws",
+    Schema("server-events.json"),
+    "reason",
+    frozenset({"partial", "final", "translation"}),
+    UTTERANCE_ERRORS,
 )
 SEED = Protocol(
-    "/ws/v0", Schema("seed-events.json"), "message", frozenset({"realtime", "utterance_end"})
+    "/ws/v0",
+    Schema("seed-events.json"),
+    "message",
+    frozenset({"realtime", "utterance_end"}),
+    UTTERANCE_ERRORS | NOTICES,  # the seed's client gets notices as errors
 )
+
+
+def _fragments(data: str | bytes, pieces: int) -> list[Any]:
+    step = max(-(-len(data) // pieces), 1)
+    return [data[i : i + step] for i in range(0, len(data), step)] or [data]
 
 
 def describe(frame: Frame) -> str:
@@ -99,16 +113,31 @@ class Wire:
     async def send(self, frame: Frame) -> None:
         """Counted once it is handed to the socket; the gateway may close while we write."""
         try:
-            if isinstance(frame, Text):
-                await self.ws.send(frame.text)
-            elif isinstance(frame, BadUtf8):
+            if isinstance(frame, BadUtf8):
                 await self.ws.send(frame.data, text=True)  # websockets does not check it
             else:
-                await self.ws.send(frame.data)
+                data = frame.text if isinstance(frame, Text) else frame.data
+                await self.ws.send(_fragments(data, frame.pieces) if frame.pieces > 1 else data)
         except ConnectionClosed:
             return
         self.sent += 1
         self.tally.frames += 1
+
+    async def ping(self, payload: bytes) -> None:
+        """A ping must get its pong, whatever the connection is doing."""
+        try:
+            pong = await self.ws.ping(payload)
+        except ConnectionClosed:
+            return
+        self.sent += 1
+        self.tally.frames += 1
+        try:
+            await asyncio.wait_for(pong, REPLY_TIMEOUT_S)
+        except TimeoutError:
+            raise AssertionError(
+                f"{self.protocol.name}: no pong within {REPLY_TIMEOUT_S:.0f}s"
+            ) from None
+        self.tally.answers["pong"] += 1
 
     async def check(self, frame: Frame, answer: Answer) -> dict[str, Any] | None:
         """Read ``frame``'s answer and hold it to ``answer``; the event, if one is owed."""
