@@ -25,7 +25,7 @@ from websockets.asyncio.client import connect
 from tests import fuzz_strategies as fs
 from tests.fuzz_model import Answer, Event, SeedModel, Silent, WsModel
 from tests.fuzz_strategies import BadUtf8, Binary, Frame, Sound, Text
-from tests.fuzz_wire import REPLY_TIMEOUT_S, SEED, WS, GatewayLog, Protocol, Tally, Wire
+from tests.fuzz_wire import REPLY_TIMEOUT_S, SEED, WS, Protocol, Tally, Wire
 from tests.speech import resample, silence, speak
 
 T = TypeVar("T")
@@ -41,10 +41,9 @@ OPENED = Text("(connection opened)", fs.ARBITRARY)  # what the seed's greeting a
 class Run:
     """What every machine of one test shares: the loop, the gateway's URL, the tally."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, url: str, log: GatewayLog) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, url: str) -> None:
         self.loop = loop
         self.url = url
-        self.log = log
         self.tally = Tally()
 
     def wait(self, work: Coroutine[Any, Any, T]) -> T:

@@ -118,7 +118,7 @@ def fuzz(machine: type[FuzzMachine], run: Run, frames: int) -> None:
                 max_examples=examples,
                 stateful_step_count=STEPS,
                 deadline=None,
-                database=None,  # nothing kept between runs, no .hypothesis in the tree
+                database=None,  # no examples kept between runs (.hypothesis/ is ignored)
                 phases=[Phase.generate, Phase.shrink],
                 suppress_health_check=[
                     HealthCheck.too_slow,
@@ -132,7 +132,7 @@ def fuzz(machine: type[FuzzMachine], run: Run, frames: int) -> None:
 
 
 async def fuzz_protocol(machine: type[FuzzMachine], stack: LocalStack, log: GatewayLog) -> Tally:
-    run = Run(asyncio.get_running_loop(), stack.ws_url, log)
+    run = Run(asyncio.get_running_loop(), stack.ws_url)
     share = math.ceil(FRAMES / 2)
     started = time.monotonic()
     await asyncio.to_thread(fuzz, machine, run, share)
