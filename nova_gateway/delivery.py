@@ -291,7 +291,7 @@ class ResultDelivery:
                 ErrorEvent(
                     code="finals_timeout",
                     reason=f"{missing} final(s) and {untranslated} translation(s) did not "
-                    f"arrive within {timeout:.0f}s",
+                    f"arrive within {timeout:g}s",
                     session_id=self.session_id,
                 )
             )

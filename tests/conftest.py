@@ -22,7 +22,7 @@ from nova_stt.transcriber import SpeechToText
 # (tests/processes.py), made available to every test module.
 from tests.nats_roles import auth_server, provisioned  # noqa: F401
 from tests.processes import (  # noqa: F401
-    TEST_AUDIO_MAX_BYTES,
+    TEST_STREAMS,
     cli_data_dir,
     cli_dir,
     two_sentences_wav,
@@ -55,7 +55,7 @@ def settings(nats_server: EmbeddedNatsServer, prefix: str, data_dir: Path) -> Se
             "data_dir": str(data_dir),
             "nats": {"url": nats_server.url, "subject_prefix": prefix},
             "gateway": {"port": 0},
-            "streams": {"audio_max_bytes": TEST_AUDIO_MAX_BYTES},
+            "streams": {**TEST_STREAMS},
             "stt": {"durable": "stt", "fetch_timeout_s": 0.5, "heartbeat_interval_s": 0.5},
         },
     )

@@ -40,6 +40,13 @@ STOP_TIMEOUT = 30.0
 # stream's max_bytes up front: the production 1 GiB would exhaust the server's storage after a
 # few dozen tests ("insufficient storage resources").
 TEST_AUDIO_MAX_BYTES = 32 << 20
+# The DLQ reserves its max_bytes the same way (1 GiB in production).
+TEST_DLQ_MAX_BYTES = 8 << 20
+# The stream settings every test's settings take (spread into their "streams" overrides).
+TEST_STREAMS: dict[str, int] = {
+    "audio_max_bytes": TEST_AUDIO_MAX_BYTES,
+    "dlq_max_bytes": TEST_DLQ_MAX_BYTES,
+}
 
 TWO_SENTENCES = [
     "Good morning, everyone, and welcome to the meeting.",
@@ -55,6 +62,7 @@ def nova_env(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NOVA_")}
     env["NOVA_DATA_DIR"] = str(data_dir)
     env["NOVA_STREAMS_AUDIO_MAX_BYTES"] = str(TEST_AUDIO_MAX_BYTES)
+    env["NOVA_STREAMS_DLQ_MAX_BYTES"] = str(TEST_DLQ_MAX_BYTES)
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)
     return env

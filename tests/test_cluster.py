@@ -34,7 +34,7 @@ from nova_common.settings import Settings, load_settings
 from nova_common.subjects import Subjects
 from nova_stt.transcriber import SpeechToText
 from tests.client import chunks
-from tests.processes import TEST_AUDIO_MAX_BYTES
+from tests.processes import TEST_STREAMS
 from tests.speech import speak, wer, with_pauses
 
 REPO = Path(__file__).resolve().parent.parent
@@ -71,7 +71,7 @@ def cluster_settings(cluster: NatsCluster, data_dir: Path) -> Settings:
             "nats": {"url": cluster.url, "subject_prefix": PREFIX},
             "gateway": {"port": 0},
             # A delivery whose ack died with a node comes back after 6 s, not 30.
-            "streams": {"replicas": 3, "audio_max_bytes": TEST_AUDIO_MAX_BYTES, "ack_wait_s": 6.0},
+            "streams": {"replicas": 3, **TEST_STREAMS, "ack_wait_s": 6.0},
             "stt": {"fetch_timeout_s": 0.5, "heartbeat_interval_s": 0.5},
         },
     )

@@ -53,7 +53,7 @@ from tests.fuzz_machines import LIMIT, OPENED, FuzzMachine, Run, SeedFuzz, WsFuz
 from tests.fuzz_model import SeedModel, WsModel
 from tests.fuzz_strategies import Binary, Text
 from tests.fuzz_wire import SEED, WS, GatewayLog, Tally, Wire
-from tests.processes import TEST_AUDIO_MAX_BYTES
+from tests.processes import TEST_STREAMS
 from tests.speech import resample, silence
 
 FRAMES = int(os.environ.get("NOVA_FUZZ_FRAMES", "10000"))
@@ -85,7 +85,7 @@ async def fuzzed(nats_server: EmbeddedNatsServer, data_dir: Path) -> AsyncIterat
                 "final_timeout_s": 0.3,
                 "shutdown_grace_s": 0.5,
             },
-            "streams": {"audio_max_bytes": TEST_AUDIO_MAX_BYTES},
+            "streams": {**TEST_STREAMS},
         },
     )
     async with LocalStack(settings, stt_workers=0) as stack:

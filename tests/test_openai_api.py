@@ -26,7 +26,7 @@ from nova_common.nats_server import EmbeddedNatsServer
 from nova_common.settings import Settings, load_settings
 from nova_gateway.openai.run import SessionRun
 from nova_stt.transcriber import SpeechToText
-from tests.processes import TEST_AUDIO_MAX_BYTES
+from tests.processes import TEST_STREAMS
 from tests.speech import normalise, resample, speak, wer, with_pauses, write_wav
 
 ENGLISH = [
@@ -93,7 +93,7 @@ def stack_settings(
             "data_dir": str(data_dir),
             "nats": {"url": nats_server.url, "subject_prefix": f"t{uuid.uuid4().hex[:10]}"},
             "gateway": {"port": 0, "openai_max_upload_bytes": UPLOAD_LIMIT, **(gateway or {})},
-            "streams": {"audio_max_bytes": TEST_AUDIO_MAX_BYTES, **(streams or {})},
+            "streams": {**TEST_STREAMS, **(streams or {})},
             # One utterance per model call: finals then come one by one, as on a busy server.
             "stt": {"fetch_timeout_s": 0.5, "heartbeat_interval_s": 0.5, "batch_size": 1},
         },
